@@ -335,148 +335,97 @@ IPS_SENSORS = (
     "protect_client", "protect_email_server", "protect_http_server", "wifi-default",
 )  # fmt: skip
 
-_FLAG_OFF = Key(Flag(), False)
+_OFF = Key(Flag(), False)  # enable|disable, default disable
+_IP_NAME = Text(35, r"[A-Za-z0-9_.-]+", "letters, digits, '_', '.', '-'")
 
-SCHEMA: Mapping[str, Section] = MappingProxyType(
-    {
-        "system global": Section(
-            MappingProxyType(
-                {
-                    "hostname": Key(
-                        Text(35, r"[A-Za-z0-9_.-]+", "letters, digits, '_', '.', '-'"),
-                        "FortiGate",
-                    ),
-                    "lab-serial": Key(
-                        Text(16, r"[!-~]+", "printable ASCII, no spaces"),
-                        "",
-                        help="lab extension: the member's serial number",
-                    ),
-                    "lab-session-max": Key(
-                        Int(1, 10_000_000),
-                        65536,
-                        help="lab extension: session table size",
-                    ),
-                }
-            )
-        ),
-        "system interface": Section(
-            MappingProxyType(
-                {
-                    "ip": Key(InterfaceIP(), None),
-                    "allowaccess": Key(Choices(ALLOWACCESS), ()),
-                    "alias": Key(Text(25), ""),
-                    "status": Key(Choice(("up", "down")), "up"),
-                    "description": Key(Text(255), ""),
-                    "vdom": Key(
-                        Choice(("root",)), "root", help="accepted; only root exists"
-                    ),
-                    "type": Key(
-                        Choice(("physical",)), "physical", help="accepted; ports only"
-                    ),
-                }
-            ),
-            entry=_IFNAME,
-            what="interface",
-        ),
-        "router static": Section(
-            MappingProxyType(
-                {
-                    "dst": Key(Subnet(), IPv4Network("0.0.0.0/0")),
-                    "gateway": Key(IPAddress(), None),
-                    "device": Key(_IFNAME, "", ref="interface"),
-                    "distance": Key(Int(1, 255), 10),
-                }
-            ),
-            entry=Int(1, 4_294_967_295),
-            what="route",
-            ident="seq",
-            required=("device",),
-        ),
-        "firewall address": Section(
-            MappingProxyType(
-                {
-                    "type": Key(Choice(("ipmask", "iprange")), "ipmask"),
-                    "subnet": Key(Subnet(), IPv4Network("0.0.0.0/0")),
-                    "start-ip": Key(IPAddress(), None),
-                    "end-ip": Key(IPAddress(), None),
-                    "comment": Key(Text(255), ""),
-                }
-            ),
-            entry=_OBJNAME,
-            what="address",
-        ),
-        "firewall service custom": Section(
-            MappingProxyType(
-                {
-                    "protocol": Key(
-                        Choice(("TCP/UDP/SCTP", "ICMP", "IP")), "TCP/UDP/SCTP"
-                    ),
-                    "tcp-portrange": Key(PortRanges(), ()),
-                    "udp-portrange": Key(PortRanges(), ()),
-                    "icmptype": Key(Int(0, 255), None, help="unset: any ICMP type"),
-                    "protocol-number": Key(Int(0, 255), 0, help="0: any IP protocol"),
-                    "comment": Key(Text(255), ""),
-                }
-            ),
-            entry=_OBJNAME,
-            what="service",
-        ),
-        "firewall policy": Section(
-            MappingProxyType(
-                {
-                    "name": Key(Text(35), ""),
-                    "srcintf": Key(Names(15), (), ref="interface", ref_extra=("any",)),
-                    "dstintf": Key(Names(15), (), ref="interface", ref_extra=("any",)),
-                    "srcaddr": Key(Names(), (), ref="address"),
-                    "dstaddr": Key(Names(), (), ref="address"),
-                    "service": Key(Names(), (), ref="service"),
-                    "action": Key(Choice(("accept", "deny")), "deny"),
-                    "nat": _FLAG_OFF,
-                    "status": Key(Choice(("enable", "disable")), "enable"),
-                    "schedule": Key(Choice(("always",)), "always"),
-                    "inspection-mode": Key(Choice(("flow", "proxy")), "flow"),
-                    "utm-status": _FLAG_OFF,
-                    "ips-sensor": Key(Text(35), "", ref="ips-sensor"),
-                    "logtraffic": Key(Choice(("all", "utm", "disable")), "utm"),
-                    "comments": Key(Text(1023), ""),
-                }
-            ),
-            entry=Int(1, 4_294_967_294),
-            what="policy",
-            ident="id",
-            required=("srcintf", "dstintf", "srcaddr", "dstaddr", "service"),
-        ),
-        "system ha": Section(
-            MappingProxyType(
-                {
-                    "group-name": Key(Text(32), ""),
-                    "group-id": Key(Int(0, 255), 0),
-                    "mode": Key(Choice(("standalone", "a-p", "a-a")), "standalone"),
-                    "password": Key(Password(128), ""),
-                    "hbdev": Key(HbdevPairs(), (), ref="interface"),
-                    "session-sync-dev": Key(Names(15), (), ref="interface"),
-                    "session-pickup": _FLAG_OFF,
-                    "session-pickup-connectionless": _FLAG_OFF,
-                    "session-pickup-delay": _FLAG_OFF,
-                    "override": _FLAG_OFF,
-                    "priority": Key(Int(0, 255), 128),
-                    "monitor": Key(Names(15), (), ref="interface"),
-                    "hb-interval": Key(Int(1, 20), 2, help="units of 100 ms"),
-                    "hb-lost-threshold": Key(Int(1, 60), 6),
-                    "hello-holddown": Key(Int(5, 300), 20, help="seconds"),
-                    "ha-uptime-diff-margin": Key(Int(1, 65535), 300, help="seconds"),
-                    "arps": Key(Int(1, 60), 5),
-                    "arps-interval": Key(Int(1, 20), 8, help="seconds"),
-                }
-            )
-        ),
-        "system session-ttl": Section(
-            MappingProxyType(
-                {"default": Key(Int(300, 2_764_800), 3600, help="seconds")}
-            )
-        ),
-    }
-)
+
+def _keys(**keys: Key) -> Mapping[str, Key]:
+    """Key table of a section; ``session_pickup=`` declares ``session-pickup``."""
+    return MappingProxyType({name.replace("_", "-"): key for name, key in keys.items()})
+
+
+# fmt: off
+SCHEMA: Mapping[str, Section] = MappingProxyType({
+    "system global": Section(_keys(
+        hostname=Key(_IP_NAME, "FortiGate"),
+        lab_serial=Key(Text(16, r"[!-~]+", "printable ASCII, no spaces"), "",
+                       help="lab extension: the member's serial number"),
+        lab_session_max=Key(Int(1, 10_000_000), 65536,
+                            help="lab extension: session table size"),
+    )),
+    "system interface": Section(_keys(
+        ip=Key(InterfaceIP(), None),
+        allowaccess=Key(Choices(ALLOWACCESS), ()),
+        alias=Key(Text(25), ""),
+        status=Key(Choice(("up", "down")), "up"),
+        description=Key(Text(255), ""),
+        vdom=Key(Choice(("root",)), "root", help="accepted; only root exists"),
+        type=Key(Choice(("physical",)), "physical", help="accepted; ports only"),
+    ), entry=_IFNAME, what="interface"),
+    "router static": Section(_keys(
+        dst=Key(Subnet(), IPv4Network("0.0.0.0/0")),
+        gateway=Key(IPAddress(), None),
+        device=Key(_IFNAME, "", ref="interface"),
+        distance=Key(Int(1, 255), 10),
+    ), entry=Int(1, 4_294_967_295), what="route", ident="seq", required=("device",)),
+    "firewall address": Section(_keys(
+        type=Key(Choice(("ipmask", "iprange")), "ipmask"),
+        subnet=Key(Subnet(), IPv4Network("0.0.0.0/0")),
+        start_ip=Key(IPAddress(), None),
+        end_ip=Key(IPAddress(), None),
+        comment=Key(Text(255), ""),
+    ), entry=_OBJNAME, what="address"),
+    "firewall service custom": Section(_keys(
+        protocol=Key(Choice(("TCP/UDP/SCTP", "ICMP", "IP")), "TCP/UDP/SCTP"),
+        tcp_portrange=Key(PortRanges(), ()),
+        udp_portrange=Key(PortRanges(), ()),
+        icmptype=Key(Int(0, 255), None, help="unset: any ICMP type"),
+        protocol_number=Key(Int(0, 255), 0, help="0: any IP protocol"),
+        comment=Key(Text(255), ""),
+    ), entry=_OBJNAME, what="service"),
+    "firewall policy": Section(_keys(
+        name=Key(Text(35), ""),
+        srcintf=Key(Names(15), (), ref="interface", ref_extra=("any",)),
+        dstintf=Key(Names(15), (), ref="interface", ref_extra=("any",)),
+        srcaddr=Key(Names(), (), ref="address"),
+        dstaddr=Key(Names(), (), ref="address"),
+        service=Key(Names(), (), ref="service"),
+        action=Key(Choice(("accept", "deny")), "deny"),
+        nat=_OFF,
+        status=Key(Choice(("enable", "disable")), "enable"),
+        schedule=Key(Choice(("always",)), "always"),
+        inspection_mode=Key(Choice(("flow", "proxy")), "flow"),
+        utm_status=_OFF,
+        ips_sensor=Key(Text(35), "", ref="ips-sensor"),
+        logtraffic=Key(Choice(("all", "utm", "disable")), "utm"),
+        comments=Key(Text(1023), ""),
+    ), entry=Int(1, 4_294_967_294), what="policy", ident="id",
+       required=("srcintf", "dstintf", "srcaddr", "dstaddr", "service")),
+    "system ha": Section(_keys(
+        group_name=Key(Text(32), ""),
+        group_id=Key(Int(0, 255), 0),
+        mode=Key(Choice(("standalone", "a-p", "a-a")), "standalone"),
+        password=Key(Password(128), ""),
+        hbdev=Key(HbdevPairs(), (), ref="interface"),
+        session_sync_dev=Key(Names(15), (), ref="interface"),
+        session_pickup=_OFF,
+        session_pickup_connectionless=_OFF,
+        session_pickup_delay=_OFF,
+        override=_OFF,
+        priority=Key(Int(0, 255), 128),
+        monitor=Key(Names(15), (), ref="interface"),
+        hb_interval=Key(Int(1, 20), 2, help="units of 100 ms"),
+        hb_lost_threshold=Key(Int(1, 60), 6),
+        hello_holddown=Key(Int(5, 300), 20, help="seconds"),
+        ha_uptime_diff_margin=Key(Int(1, 65535), 300, help="seconds"),
+        arps=Key(Int(1, 60), 5),
+        arps_interval=Key(Int(1, 20), 8, help="seconds"),
+    )),
+    "system session-ttl": Section(_keys(
+        default=Key(Int(300, 2_764_800), 3600, help="seconds"),
+    )),
+})
+# fmt: on
 
 
 def predefined_addresses() -> dict[str, Address]:
