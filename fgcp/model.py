@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+ANY_NET = IPv4Network("0.0.0.0/0")
+"""The default destination / subnet: every IPv4 address."""
+
 
 @dataclass(frozen=True)
 class Interface:
@@ -28,7 +31,7 @@ class StaticRoute:
     """``config router static`` / ``edit <seq>``."""
 
     seq: int
-    dst: IPv4Network = IPv4Network("0.0.0.0/0")
+    dst: IPv4Network = ANY_NET
     gateway: IPv4Address | None = None
     device: str = ""
     distance: int = 10
@@ -39,7 +42,7 @@ class Address:
     """``config firewall address``: a subnet or an IP range (type iprange)."""
 
     name: str
-    subnet: IPv4Network | None = IPv4Network("0.0.0.0/0")
+    subnet: IPv4Network | None = ANY_NET
     start_ip: IPv4Address | None = None  # type iprange
     end_ip: IPv4Address | None = None
 
