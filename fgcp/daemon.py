@@ -1,0 +1,446 @@
+"""fgcpd: the member daemon, the thin I/O shell around the pure forwarding plane.
+
+Prepares the member's namespace, opens PACKET_MMAP ports on port1/port2, runs
+one poll loop (rings, control socket, expiry timer, signals) and logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, Self
+
+from fgcp import ctl, diag, ring
+from fgcp.model import MemberConfig
+
+log = logging.getLogger("fgcpd")
+
+BATCH = 64  # frames per recv_batch
+ROUNDS = 8  # batches per readable port before polling again (fairness)
+EXPIRE_INTERVAL = 1.0
+TRACEBACKS_LOGGED = 20  # then one summary line per LOG_EVERY errors
+LOG_EVERY = 1000
+OFFLOADS = ("tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off")
+
+
+class DaemonError(RuntimeError):
+    """The daemon cannot start (bad ports, missing forwarding plane, ...)."""
+
+
+class ForwarderLike(Protocol):
+    counters: Any
+    sessions: Any
+
+    def handle(self, port_index: int, frame: bytearray, now: float, out: list[Any]) -> None: ...
+    def expire(self, now: float) -> int: ...
+
+
+ForwarderFactory = Callable[[MemberConfig, list[Any]], ForwarderLike]
+
+
+class BridgeForwarder:
+    """Stand-in forwarding plane for I/O benchmarks: every frame received on
+    one port leaves by all the others, unchanged (no policy, no sessions)."""
+
+    def __init__(self, cfg: MemberConfig, ports: Sequence[Any]) -> None:
+        from fgcp.session import SessionTable
+
+        self.indexes = [p.index for p in ports]
+        self.counters: dict[str, int] = {}
+        self.sessions = SessionTable(cfg.session_table_max)
+
+    def handle(self, port_index: int, frame: bytearray, now: float, out: list[Any]) -> None:
+        for i in self.indexes:
+            if i != port_index:
+                out.append((i, frame))
+
+    def expire(self, now: float) -> int:
+        return 0
+
+
+@dataclasses.dataclass(frozen=True)
+class _LocalPortSpec:
+    """Same fields as fgcp.forward.PortSpec, for the bridge when forward.py is absent."""
+
+    index: int
+    name: str
+    mac: bytes
+
+
+def _port_spec(index: int, name: str, mac: bytes) -> Any:
+    try:
+        from fgcp.forward import PortSpec
+    except ImportError:
+        return _LocalPortSpec(index, name, mac)
+    return PortSpec(index, name, mac)
+
+
+def forwarder_factory(kind: str) -> ForwarderFactory:
+    """"fgcp" (fgcp.forward.Forwarder) or "bridge" (BridgeForwarder)."""
+    if kind == "bridge":
+        return _bridge
+    if kind == "fgcp":
+        try:
+            from fgcp.forward import Forwarder
+        except ImportError as exc:
+            raise DaemonError(f"forwarding plane unavailable: {exc}") from exc
+        return Forwarder
+    raise DaemonError(f"unknown forwarder {kind!r} (fgcp | bridge)")
+
+
+def _bridge(cfg: MemberConfig, ports: list[Any]) -> ForwarderLike:
+    return BridgeForwarder(cfg, ports)
+
+
+def data_plane_ports(cfg: MemberConfig) -> list[str]:
+    """Configured interfaces with an address that are not HA links (port1, port2)."""
+    ha = {name for name, _ in cfg.ha.hbdev} | set(cfg.ha.session_sync_dev)
+    return [n for n, i in cfg.interfaces.items() if i.ip is not None and n not in ha]
+
+
+def parse_ports(text: str) -> list[tuple[str, str]]:
+    """``port1,port2`` or ``port1=eth0,port2=eth1`` -> [(name, ifname), ...]."""
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, _, ifname = item.partition("=")
+        out.append((name, ifname or name))
+    if not out:
+        raise DaemonError(f"--ports {text!r} names no port")
+    return out
+
+
+def _run(cmd: Sequence[str]) -> None:
+    res = subprocess.run(list(cmd), check=False, capture_output=True, text=True)
+    if res.returncode != 0:
+        log.warning("%s failed (%d): %s", " ".join(cmd), res.returncode, res.stderr.strip())
+
+
+def _sysctl(key: str, value: str) -> None:
+    path = Path("/proc/sys") / key.replace(".", "/")
+    try:
+        path.write_text(value)
+    except OSError as exc:
+        log.warning("sysctl %s=%s failed: %s", key, value, exc)
+
+
+def prepare_namespace(ifnames: Sequence[str]) -> None:
+    """Hand ``ifnames`` to the member: no kernel ARP/IP/IPv6 on them, no offloads,
+    no kernel forwarding.  HA ports keep their kernel addresses."""
+    _sysctl("net.ipv4.ip_forward", "0")
+    for ifname in ifnames:
+        _run(["ip", "link", "set", ifname, "up", "arp", "off"])
+        _run(["ip", "addr", "flush", "dev", ifname])
+        _sysctl(f"net.ipv6.conf.{ifname}.disable_ipv6", "1")
+        _run(["ethtool", "-K", ifname, *OFFLOADS])
+
+
+class Daemon:
+    """One member: ports, forwarding plane, control socket; ``run`` until stopped."""
+
+    def __init__(
+        self,
+        cfg: MemberConfig,
+        rundir: str | os.PathLike[str],
+        *,
+        ports: Sequence[tuple[str, str]] | None = None,
+        port_kind: str = "ring",
+        forwarder: str | ForwarderFactory = "fgcp",
+        prepare: bool = True,
+    ) -> None:
+        self.cfg = cfg
+        self.rundir = Path(rundir)
+        self.port_kind = port_kind
+        self.factory = forwarder_factory(forwarder) if isinstance(forwarder, str) else forwarder
+        self.prepare = prepare
+        self.wanted = list(ports) if ports is not None else [(n, n) for n in data_plane_ports(cfg)]
+        self.explicit_ports = ports is not None
+        self.ports: list[ring.RingPort | ring.PlainPort] = []
+        self.names: list[str] = []
+        self.table = diag.default_table()
+        self.table.register("diagnose lab stats", self._render_stats, "daemon and port counters")
+        self.stats: dict[str, int] = {"loop_errors": 0, "ctl_errors": 0, "expired": 0}
+        self.started = time.monotonic()
+        self.fwd: ForwarderLike | None = None
+        self.server: ctl.CtlServer | None = None
+        self._stop = False
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._old_handlers: dict[int, Any] = {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    @property
+    def hostname(self) -> str:
+        return self.cfg.hostname
+
+    @property
+    def pidfile(self) -> Path:
+        return self.rundir / f"{self.hostname}.pid"
+
+    def open(self) -> None:
+        """Prepare the namespace, open ports, build the forwarder, listen."""
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        present = {name for _, name in socket.if_nameindex()}
+        chosen = []
+        for name, ifname in self.wanted:
+            if ifname in present:
+                chosen.append((name, ifname))
+            elif self.explicit_ports:
+                raise DaemonError(f"interface {ifname!r} (for {name}) does not exist")
+            else:
+                log.warning("%s: no interface %r in this namespace, not forwarded", name, ifname)
+        if not chosen:
+            raise DaemonError("no data-plane port to open (configure port1/port2 with an ip)")
+        if self.prepare:
+            prepare_namespace([ifname for _, ifname in chosen])
+        specs = []
+        for index, (name, ifname) in enumerate(chosen):
+            port = ring.open_port(ifname, index, self.port_kind)
+            self.ports.append(port)
+            self.names.append(name)
+            spec = _port_spec(index, name, port.mac)
+            specs.append(spec)
+            log.info("%s: %s port on %s, mac %s", name, port.kind, ifname, port.mac.hex(":"))
+        self.fwd = self.factory(self.cfg, specs)
+        self.server = ctl.CtlServer(ctl.socket_path(self.rundir, self.hostname), self.answer)
+        self.pidfile.write_text(f"{os.getpid()}\n")
+        log.info("%s listening on %s", self.hostname, self.server.path)
+
+    def close(self) -> None:
+        for p in self.ports:
+            p.close()
+        self.ports.clear()
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        try:
+            if self.pidfile.read_text().strip() == str(os.getpid()):
+                self.pidfile.unlink()
+        except OSError:
+            pass
+        self._restore_signals()
+
+    def __enter__(self) -> Self:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._old_handlers[sig] = signal.signal(sig, self._on_signal)
+
+    def _restore_signals(self) -> None:
+        if self._wake_w is None:
+            return
+        signal.set_wakeup_fd(-1)
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        self._old_handlers.clear()
+        for s in (self._wake_r, self._wake_w):
+            if s is not None:
+                s.close()
+        self._wake_r = self._wake_w = None
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._stop = True
+
+    # ------------------------------------------------------------ control
+
+    def snapshot(self, now: float | None = None) -> diag.DiagState:
+        now = time.monotonic() if now is None else now
+        infos = {}
+        for name, port in zip(self.names, self.ports, strict=True):
+            try:
+                ifindex = socket.if_nametoindex(port.ifname)
+            except OSError:
+                ifindex = 0
+            infos[name] = diag.PortInfo(name, port.mac, ifindex, True, True)
+        return diag.DiagState(
+            cfg=self.cfg,
+            forwarder=self.fwd,
+            now=now,
+            wall=time.time(),
+            started=self.started,
+            serial=self.cfg.serial,
+            ports=infos,
+            stats=dict(self.stats),
+        )
+
+    def answer(self, line: str) -> str:
+        """Control-socket handler: render ``line`` against the current state."""
+        try:
+            return self.table.run(line, self.snapshot())
+        except Exception:  # noqa: BLE001 - a renderer bug must not stop forwarding
+            self.stats["ctl_errors"] += 1
+            log.error("command %r failed:\n%s", line, traceback.format_exc())
+            return "Command fail. Return code -1\n"
+
+    def _render_stats(self, state: diag.DiagState, args: Sequence[str]) -> str:
+        lines = [f"{k}={v}" for k, v in sorted(self.stats.items())]
+        for name, port in zip(self.names, self.ports, strict=True):
+            lines += [f"{name}.{k}={v}" for k, v in port.counters().items()]
+        if self.fwd is not None:
+            lines += [f"fwd.{k}={v}" for k, v in sorted(dict(self.fwd.counters).items())]
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------ loop
+
+    def _error(self, what: str) -> None:
+        n = self.stats["loop_errors"] = self.stats["loop_errors"] + 1
+        if n <= TRACEBACKS_LOGGED:
+            log.error("%s (error %d):\n%s", what, n, traceback.format_exc())
+        elif n % LOG_EVERY == 0:
+            log.error("%s: %d errors so far (tracebacks after the first %d not logged)",
+                      what, n, TRACEBACKS_LOGGED)
+
+    def _pump(self, port: ring.RingPort | ring.PlainPort, now: float) -> None:
+        fwd = self.fwd
+        assert fwd is not None
+        ports = self.ports
+        handle = fwd.handle
+        idx = port.index
+        out: list[Any] = []
+        touched: set[int] = set()
+        for _ in range(ROUNDS):
+            frames = port.recv_batch(BATCH)
+            if not frames:
+                break
+            for frame in frames:
+                try:
+                    handle(idx, frame, now, out)
+                except Exception:  # noqa: BLE001 - count, log, keep forwarding
+                    self._error(f"{self.names[idx]}: forwarding a frame failed")
+            for oi, data in out:
+                ports[oi].send(data)
+                touched.add(oi)
+            out.clear()
+            for oi in touched:
+                ports[oi].flush()
+            touched.clear()
+            if len(frames) < BATCH:
+                break
+
+    def run(self) -> None:
+        """Poll until SIGTERM/SIGINT or ``stop()``."""
+        assert self.fwd is not None and self.server is not None, "open() first"
+        self._install_signals()
+        assert self._wake_r is not None
+        poller = select.poll()
+        by_fd: dict[int, ring.RingPort | ring.PlainPort] = {}
+        for p in self.ports:
+            poller.register(p.fileno(), select.POLLIN)
+            by_fd[p.fileno()] = p
+        ctl_fd = self.server.fileno()
+        wake_fd = self._wake_r.fileno()
+        poller.register(ctl_fd, select.POLLIN)
+        poller.register(wake_fd, select.POLLIN)
+        next_expire = time.monotonic() + EXPIRE_INTERVAL
+        log.info("%s forwarding (%d ports, %s)", self.hostname, len(self.ports), self.port_kind)
+        while not self._stop:
+            wait = max(0.0, next_expire - time.monotonic())
+            events = poller.poll(int(wait * 1000) + 1)
+            now = time.monotonic()
+            for fd, _ev in events:
+                port = by_fd.get(fd)
+                if port is not None:
+                    self._pump(port, now)
+                elif fd == ctl_fd:
+                    try:
+                        self.server.handle_ready()
+                    except Exception:  # noqa: BLE001 - control errors never stop the loop
+                        self._error("control socket")
+                elif fd == wake_fd:
+                    try:
+                        self._wake_r.recv(64)
+                    except BlockingIOError:
+                        pass
+            if now >= next_expire:
+                next_expire = now + EXPIRE_INTERVAL
+                try:
+                    self.stats["expired"] += self.fwd.expire(now)
+                except Exception:  # noqa: BLE001
+                    self._error("session expiry")
+        log.info("%s stopping: %s", self.hostname,
+                 " ".join(f"{k}={v}" for k, v in sorted(self.stats.items())))
+
+
+def _setup_logging(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fgcpd", description="fgcp-lab cluster member daemon")
+    p.add_argument("--config", required=True, help="member configuration (FortiOS syntax)")
+    p.add_argument("--rundir", default=None, help="socket/pid/log directory "
+                   f"(default ${ctl.RUNDIR_ENV} or {ctl.DEFAULT_RUNDIR})")
+    p.add_argument("--serial", default=None, help="serial number (overrides the config)")
+    p.add_argument("--log", default=None, help="log file (default <rundir>/<hostname>.log)")
+    p.add_argument("--ports", default=None,
+                   help="data-plane ports: port1,port2 or port1=IFNAME,port2=IFNAME "
+                   "(default: configured interfaces with an ip that are not HA links)")
+    p.add_argument("--port-kind", choices=("ring", "plain"), default="ring",
+                   help="AF_PACKET I/O: PACKET_MMAP rings (default) or plain recv/send")
+    p.add_argument("--forwarder", choices=("fgcp", "bridge"), default="fgcp",
+                   help="forwarding plane: fgcp (default) or bridge (I/O benchmark stand-in)")
+    p.add_argument("--no-prepare", action="store_true",
+                   help="leave the namespace alone (no arp/ip/ipv6/offload changes)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``fgcpd`` entry point; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from fgcp.config import ConfigError, load_config
+
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(f"fgcpd: {exc}", file=sys.stderr)
+        return 2
+    if args.serial:
+        cfg = dataclasses.replace(cfg, serial=args.serial)
+    rundir = Path(args.rundir or ctl.default_rundir())
+    _setup_logging(Path(args.log) if args.log else rundir / f"{cfg.hostname}.log")
+    try:
+        ports = parse_ports(args.ports) if args.ports else None
+        daemon = Daemon(cfg, rundir, ports=ports, port_kind=args.port_kind,
+                        forwarder=args.forwarder, prepare=not args.no_prepare)
+        with daemon:
+            daemon.run()
+    except (DaemonError, OSError) as exc:
+        log.error("fgcpd: %s", exc)
+        print(f"fgcpd: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
