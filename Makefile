@@ -1,0 +1,29 @@
+# fgcp-lab entry points.  Every target runs the idempotent host set-up first
+# (root: Debian packages, .venv, pip install, userspace Open vSwitch).
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: setup demo test lint unit mininet
+
+setup:
+	$(SUDO) scripts/setup-host.sh
+
+# Default demo: lab up, ping + UDP + TCP c1 -> sv1 through fgt1, session list, down.
+demo: setup
+	$(SUDO) $(PY) -m topologies.cli --demo
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+# Whole suite: lint, unit tests (no root) and Mininet tests (root).
+test: setup
+	$(VENV)/bin/ruff check .
+	$(SUDO) $(VENV)/bin/pytest -q tests
+
+unit: setup
+	$(VENV)/bin/pytest -q tests/unit
+
+mininet: setup
+	$(SUDO) $(VENV)/bin/pytest -q tests/mininet

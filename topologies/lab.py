@@ -1,0 +1,424 @@
+"""A running lab: FgcpTopo on Mininet + os-ken fabric controller + member daemons.
+
+`LabNetwork` is a context manager that builds everything on enter and always
+tears down what it started (daemons, controller, Mininet) on exit or error.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from ipaddress import IPv4Interface
+from pathlib import Path
+from typing import IO, Literal, Self
+
+from mininet.net import Mininet
+from mininet.node import Host, OVSSwitch, RemoteController
+
+from topologies.topo import (
+    HA_BRIDGES,
+    INSIDE_GATEWAY,
+    INSIDE_SWITCH,
+    OUTSIDE_GATEWAY,
+    OUTSIDE_SWITCH,
+    FgcpTopo,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+MemberMode = Literal["fgcpd", "kernel"]
+OFFLOADS = ("tx", "rx", "tso", "gso", "gro")
+
+
+class LabError(RuntimeError):
+    """The lab could not be started (or a step of it failed)."""
+
+
+class LabBusyError(LabError):
+    """Another lab (or the leftovers of a crashed one) holds the lab's names."""
+
+
+def free_tcp_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (picked by the kernel)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(
+    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1
+) -> None:
+    """Poll ``check`` until true; raise LabError naming ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(cmd), capture_output=True, text=True, check=False)
+
+
+def lab_names() -> list[str]:
+    """Root-namespace bridge names a lab creates (their ports are <name>-ethN)."""
+    return [INSIDE_SWITCH, OUTSIDE_SWITCH, *HA_BRIDGES.values()]
+
+
+def existing_lab_names() -> list[str]:
+    """Which of the lab's bridge names exist now (in OVS or as a Linux link)."""
+    found = []
+    for name in lab_names():
+        in_ovs = _run(["ovs-vsctl", "--timeout=5", "br-exists", name]).returncode == 0
+        if in_ovs or Path(f"/sys/class/net/{name}").exists():
+            found.append(name)
+    return found
+
+
+def cleanup_leftovers() -> list[str]:
+    """Delete the lab's own bridges and switch-side veths left by a crashed lab.
+
+    Only names this module creates (s1, s2, hb1, hb2, sync1 and their
+    ``<name>-ethN`` ports) are touched.  Returns what was removed.
+    """
+    removed = []
+    prefixes = tuple(f"{n}-eth" for n in lab_names())
+    for name in lab_names():
+        if _run(["ovs-vsctl", "--timeout=5", "br-exists", name]).returncode == 0:
+            _run(["ovs-vsctl", "--timeout=5", "del-br", name])
+            removed.append(name)
+    for path in sorted(Path("/sys/class/net").iterdir()):
+        ours = path.name in lab_names() or path.name.startswith(prefixes)
+        if ours and _run(["ip", "link", "del", path.name]).returncode == 0:
+            removed.append(path.name)
+    return removed
+
+
+def config_hostnames(path: Path) -> list[str]:
+    """``set hostname "X"`` values found in a FortiOS configuration file."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return []
+    return re.findall(r'^\s*set hostname "?([^"\s]+)"?', text, flags=re.MULTILINE)
+
+
+class LabNetwork:
+    """Context manager: the whole lab up on enter, everything down on exit.
+
+    ``member_mode='fgcpd'`` runs ``python -m fgcp.daemon`` in each active
+    member; ``'kernel'`` makes each active member a Linux router with
+    masquerade (the reference path and a topology self-test).
+    """
+
+    def __init__(
+        self,
+        clients: int = 1,
+        servers: int = 1,
+        members: int = 2,
+        member_mode: MemberMode = "fgcpd",
+        active_members: Sequence[str] = ("fgt1",),
+        configs: Mapping[str, Path | str] | None = None,
+        rundir: Path | str | None = None,
+        python: str = sys.executable,
+        timeout: float = 30.0,
+    ) -> None:
+        if member_mode not in ("fgcpd", "kernel"):
+            raise LabError(f"member_mode must be 'fgcpd' or 'kernel', not {member_mode!r}")
+        self.topo = FgcpTopo(clients=clients, servers=servers, members=members)
+        names = [m.name for m in self.topo.members]
+        unknown = [m for m in active_members if m not in names]
+        if unknown:
+            raise LabError(f"active_members {unknown} not in topology {names}")
+        self.member_mode: MemberMode = member_mode
+        self.active_members = tuple(active_members)
+        self.configs = {n: Path(p) for n, p in (configs or {}).items()}
+        self._own_rundir = rundir is None
+        self._rundir = Path(rundir) if rundir is not None else None
+        self.python = python
+        self.timeout = timeout
+        self.controller_port = 0
+        self.net: Mininet | None = None
+        self.controller: subprocess.Popen[bytes] | None = None
+        self.daemons: dict[str, subprocess.Popen[bytes]] = {}
+        self._ctl_names: dict[str, str] = {}  # member -> control socket name
+        self._files: list[IO[bytes]] = []
+
+    @staticmethod
+    def _make_rundir() -> Path:
+        base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
+        return Path(tempfile.mkdtemp(prefix=f"fgcp-lab-{os.getpid()}-", dir=base))
+
+    # -- context manager --------------------------------------------------
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- accessors --------------------------------------------------------
+    @property
+    def rundir(self) -> Path:
+        """Sockets, pidfiles and logs (fresh under /run unless given)."""
+        if self._rundir is None:
+            raise LabError("the lab has no run directory before start()")
+        return self._rundir
+
+    @property
+    def controller_log(self) -> Path:
+        return self.rundir / "controller.log"
+
+    def host(self, name: str) -> Host:
+        if self.net is None:
+            raise LabError("lab is not running")
+        return self.net.get(name)
+
+    def member(self, name: str) -> Host:
+        return self.host(name)
+
+    def config_path(self, member: str) -> Path:
+        return self.configs.get(member, CONFIG_DIR / f"{member}.conf")
+
+    def member_log(self, member: str) -> Path:
+        return self.rundir / f"{member}.log"
+
+    def diag(self, member: str, command: str) -> str:
+        """Run a FortiOS-style diag command on ``member`` via its control socket."""
+        if self.member_mode != "fgcpd":
+            raise LabError("diag needs member_mode='fgcpd'")
+        from fgcp.ctl import query
+
+        return query(str(self.rundir), self._ctl_names.get(member, member), command)
+
+    def log_files(self) -> list[Path]:
+        """Logs worth keeping: controller and member logs/outputs."""
+        return sorted(p for p in self.rundir.glob("*") if p.suffix in (".log", ".out"))
+
+    # -- start ------------------------------------------------------------
+    def start(self) -> None:
+        self._preflight()
+        if self._rundir is None:
+            self._rundir = self._make_rundir()
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        self.controller_port = free_tcp_port()
+        self.net = Mininet(
+            topo=self.topo,
+            controller=None,
+            build=False,
+            autoSetMacs=False,
+            ipBase="198.51.100.0/24",
+            waitConnected=False,
+        )
+        self._start_controller()
+        self.net.addController("c0", controller=RemoteController,
+                               ip="127.0.0.1", port=self.controller_port)
+        self.net.build()
+        self._configure_hosts()
+        self.net.start()
+        self._wait_switches()
+        for plan in self.topo.members:
+            self._configure_member(plan.name)
+        if self.member_mode == "fgcpd":
+            for name in self.active_members:
+                self._start_daemon(name)
+            for name in self.active_members:
+                self._wait_daemon(name)
+
+    def _preflight(self) -> None:
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (Mininet): run it with sudo")
+        if _run(["ovs-vsctl", "--timeout=5", "show"]).returncode != 0:
+            raise LabError("Open vSwitch is not running: run scripts/setup-host.sh")
+        busy = existing_lab_names()
+        if busy:
+            raise LabBusyError(
+                f"another lab is running ({', '.join(busy)} exist); stop it first, "
+                "or remove a crashed lab's leftovers with `fgcp-lab topo --cleanup`"
+            )
+        if self.member_mode == "fgcpd":
+            missing = [n for n in self.active_members if not self.config_path(n).is_file()]
+            if missing:
+                raise LabError(
+                    f"no configuration for {missing} (looked for "
+                    f"{[str(self.config_path(n)) for n in missing]})"
+                )
+
+    def _configure_hosts(self) -> None:
+        assert self.net is not None
+        for host in self.net.hosts:
+            host.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 "
+                     "net.ipv6.conf.default.disable_ipv6=1")
+            for intf in host.intfNames():
+                if intf != "lo":
+                    host.cmd(f"sysctl -qw net.ipv6.conf.{intf}.disable_ipv6=1")
+                    host.cmd(f"ethtool -K {intf} {' off '.join(OFFLOADS)} off")
+        for switch in self.net.switches:
+            for intf in switch.intfNames():
+                if intf != "lo":
+                    switch.cmd(f"ethtool -K {intf} {' off '.join(OFFLOADS)} off")
+
+    def _configure_member(self, name: str) -> None:
+        host = self.host(name)
+        plan = self.topo.member(name)
+        addresses = {p.name: p.address for p in plan.ports if p.address is not None}
+        if self.member_mode == "kernel" and name in self.active_members:
+            addresses["port1"] = IPv4Interface(f"{INSIDE_GATEWAY}/24")
+            addresses["port2"] = IPv4Interface(f"{OUTSIDE_GATEWAY}/24")
+        for port, addr in addresses.items():
+            host.cmd(f"ip addr add {addr} dev {port}")
+            intf = host.intf(port)  # keep Mininet's view (CLI `dump`, IP()) right
+            intf.ip, intf.prefixLen = str(addr.ip), addr.network.prefixlen
+        if self.member_mode == "kernel" and name in self.active_members:
+            host.cmd("sysctl -qw net.ipv4.ip_forward=1")
+            ruleset = (
+                "add table ip fgcplab; add chain ip fgcplab post { type nat hook "
+                "postrouting priority srcnat; policy accept; }; "
+                'add rule ip fgcplab post oifname "port2" masquerade'
+            )
+            out = host.cmd(f"nft '{ruleset}' && echo nft-ok")
+            if "nft-ok" not in out:
+                raise LabError(f"{name}: nft masquerade failed: {out.strip()}")
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
+        )
+        return env
+
+    def _open(self, path: Path) -> IO[bytes]:
+        f = open(path, "ab")  # noqa: SIM115 - closed in stop()
+        self._files.append(f)
+        return f
+
+    def _start_controller(self) -> None:
+        out = self._open(self.rundir / "controller.out")
+        self.controller = subprocess.Popen(
+            [self.python, "-m", "topologies.launcher", "--port", str(self.controller_port),
+             "--log", str(self.controller_log)],
+            cwd=REPO_ROOT, env=self._env(), stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+
+        def listening() -> bool:
+            if self.controller is not None and self.controller.poll() is not None:
+                raise LabError(
+                    f"controller exited with {self.controller.returncode}; see "
+                    f"{self.rundir / 'controller.out'}"
+                )
+            with socket.socket() as s:
+                s.settimeout(0.5)
+                return s.connect_ex(("127.0.0.1", self.controller_port)) == 0
+
+        wait_until(listening, self.timeout, f"the controller on port {self.controller_port}")
+
+    def _wait_switches(self) -> None:
+        assert self.net is not None
+        ovs = [s for s in self.net.switches if isinstance(s, OVSSwitch)]
+
+        def ready() -> bool:
+            for sw in ovs:
+                if not sw.connected():
+                    return False
+                flows = _run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", sw.name]).stdout
+                if "actions=CONTROLLER" not in flows:
+                    return False
+            return True
+
+        wait_until(ready, self.timeout, "the switches to connect to the controller",
+                   interval=0.2)
+
+    def _start_daemon(self, name: str) -> None:
+        plan = self.topo.member(name)
+        out = self._open(self.rundir / f"{name}.out")
+        cmd = [
+            self.python, "-m", "fgcp.daemon",
+            "--config", str(self.config_path(name)),
+            "--rundir", str(self.rundir),
+            "--serial", plan.serial,
+            "--log", str(self.member_log(name)),
+        ]
+        self.daemons[name] = self.host(name).popen(
+            cmd, cwd=str(REPO_ROOT), env=self._env(), stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+
+    def _wait_daemon(self, name: str) -> None:
+        # The socket is <rundir>/<hostname>.sock: the member name, or the
+        # configured hostname (set hostname "FGT1") if the daemon uses that.
+        names = [name, *config_hostnames(self.config_path(name))]
+        proc = self.daemons[name]
+
+        def up() -> bool:
+            if proc.poll() is not None:
+                raise LabError(
+                    f"{name}: fgcpd exited with {proc.returncode}; see "
+                    f"{self.rundir / (name + '.out')} and {self.member_log(name)}"
+                )
+            for ctl in names:
+                sock = self.rundir / f"{ctl}.sock"
+                if sock.exists():
+                    with socket.socket(socket.AF_UNIX) as s:
+                        if s.connect_ex(str(sock)) == 0:
+                            self._ctl_names[name] = ctl
+                            return True
+            return False
+
+        wait_until(up, self.timeout, f"{name}'s control socket in {self.rundir}")
+
+    # -- stop -------------------------------------------------------------
+    def stop_daemon(self, name: str, timeout: float = 5.0) -> int | None:
+        """Stop one member daemon (SIGTERM, then SIGKILL); returns its exit code."""
+        proc = self.daemons.pop(name, None)
+        if proc is None:
+            return None
+        return _terminate(proc, timeout)
+
+    def stop(self) -> None:
+        """Tear down everything this lab started; safe to call twice."""
+        try:
+            for name in list(self.daemons):
+                self.stop_daemon(name)
+        finally:
+            try:
+                if self.net is not None:
+                    net, self.net = self.net, None
+                    net.stop()
+            finally:
+                if self.controller is not None:
+                    proc, self.controller = self.controller, None
+                    _terminate(proc, 5.0)
+                for f in self._files:
+                    f.close()
+                self._files.clear()
+
+    def remove_rundir(self) -> None:
+        """Delete the run directory if this lab created it."""
+        if self._own_rundir and self._rundir is not None:
+            shutil.rmtree(self._rundir, ignore_errors=True)
+
+
+def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+        except ProcessLookupError:
+            pass
+    return proc.returncode
