@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from ipaddress import IPv4Network
+from types import MappingProxyType
 
 from fgcp.model import Address, MemberConfig, Policy, Service
 
 __all__ = ["CompiledPolicy", "PolicyError", "PolicyTable"]
 
 _FULL = ((1, 65535),)
-_BUILTIN_ADDRESSES = {"all": Address("all", subnet=IPv4Network("0.0.0.0/0"))}
-_BUILTIN_SERVICES = {
+_BUILTIN_ADDRESSES = MappingProxyType({"all": Address("all", subnet=IPv4Network("0.0.0.0/0"))})
+_BUILTIN_SERVICES = MappingProxyType({
     s.name: s
     for s in (
         Service("ALL", protocol="IP", protocol_number=0),
@@ -24,7 +25,7 @@ _BUILTIN_SERVICES = {
         Service("ALL_ICMP", protocol="ICMP"),
         Service("PING", protocol="ICMP", icmptype=8),
     )
-}
+})
 
 
 class PolicyError(ValueError):

@@ -7,16 +7,15 @@ queues a few packets per unresolved next hop.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from ipaddress import IPv4Interface
 
 from fgcp.model import MemberConfig
 
-__all__ = ["ArpCache", "Route", "RouteError", "RouteTable"]
+__all__ = ["ArpCache", "Route", "RouteTable"]
 
-
-class RouteError(ValueError):
-    """A static route refers to an unknown device or an unreachable gateway."""
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +35,11 @@ class Route:
 
 
 class RouteTable:
-    """Connected networks of the interface addresses plus static routes."""
+    """Connected networks of the interface addresses plus static routes.
+
+    Static routes through ports this forwarder does not own, or whose gateway
+    is on no connected network, are inactive (skipped), as on FortiOS.
+    """
 
     def __init__(self, cfg: MemberConfig, ports: dict[str, int]) -> None:
         self._cfg = cfg
@@ -95,12 +98,15 @@ class RouteTable:
             gw = int(sr.gateway) if sr.gateway is not None else 0
             if sr.device:
                 if sr.device not in self._ports:
-                    raise RouteError(f"static route {sr.seq}: unknown device {sr.device!r}")
+                    # a port this forwarder does not own (HA links): not a data route
+                    log.debug("static route %d: device %s not forwarded here", sr.seq, sr.device)
+                    continue
                 port = self._ports[sr.device]
             else:
                 found = [r.port for r in connected if (gw & r.mask) == r.net] if gw else []
                 if not found:
-                    raise RouteError(f"static route {sr.seq}: gateway not on a connected network")
+                    log.debug("static route %d: gateway not on a connected network", sr.seq)
+                    continue
                 port = found[0]
             if port in self._down:
                 continue

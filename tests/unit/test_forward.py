@@ -489,7 +489,10 @@ def test_routes_longest_prefix_then_distance() -> None:
                 StaticRoute(2, IPv4Network("203.0.113.128/25"), IPv4Address("198.51.100.254"),
                             "port1", distance=20),
                 StaticRoute(3, IPv4Network("203.0.113.128/25"), IPv4Address("203.0.113.125"),
-                            "", distance=5)),
+                            "", distance=5),
+                # through a port the forwarder does not own (an HA link): inactive
+                StaticRoute(4, IPv4Network("203.0.113.0/28"), IPv4Address("169.254.0.2"),
+                            "port3")),
     )
     rt = RouteTable(cfg, {"port1": 0, "port2": 1})
 
