@@ -12,7 +12,7 @@ setup:
 
 # Default demo: lab up, ping + UDP + TCP c1 -> sv1 through fgt1, session list, down.
 demo: setup
-	$(SUDO) $(PY) -m topologies.cli --demo
+	$(SUDO) $(VENV)/bin/fgcp-lab topo --demo
 
 lint: setup
 	$(VENV)/bin/ruff check .

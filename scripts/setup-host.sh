@@ -3,6 +3,7 @@
 # Idempotent: installs only missing Debian packages, creates .venv once,
 # pip-installs only when requirements.txt/setup.py changed, starts Open vSwitch
 # (userspace datapath) only when it is not running.  Safe to run twice.
+# FGCP_SETUP_NO_OVS=1 skips the Open vSwitch step (image builds).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,6 +60,10 @@ else
 fi
 
 # 4. Open vSwitch, userspace datapath -----------------------------------------
+if [ "${FGCP_SETUP_NO_OVS:-0}" = 1 ]; then
+    say "FGCP_SETUP_NO_OVS=1: not starting Open vSwitch (e.g. docker build)"
+    exit 0
+fi
 vswitchd_running() { ovs-appctl -t ovs-vswitchd version >/dev/null 2>&1; }
 if ovs-vsctl --timeout=5 show >/dev/null 2>&1 && vswitchd_running; then
     say "Open vSwitch running"

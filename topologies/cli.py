@@ -42,8 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+class Terminated(BaseException):
+    """SIGTERM: a BaseException so that the Mininet CLI does not swallow it."""
+
+
 def _sigterm(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def run_demo(lab: LabNetwork, console: Console) -> bool:
@@ -128,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("interrupted; lab torn down")
         return 130
+    except Terminated:
+        console.print("terminated; lab torn down")
+        return 143
     return 0 if ok else 1
 
 

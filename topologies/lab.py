@@ -64,6 +64,14 @@ def wait_until(
         time.sleep(interval)
 
 
+def _die_with_parent() -> None:
+    """preexec_fn: SIGTERM the child when the lab process dies (even by SIGKILL)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(list(cmd), capture_output=True, text=True, check=False)
 
@@ -311,6 +319,7 @@ class LabNetwork:
              "--log", str(self.controller_log)],
             cwd=REPO_ROOT, env=self._env(), stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the lab starts no threads
         )
 
         def listening() -> bool:
@@ -354,6 +363,7 @@ class LabNetwork:
         self.daemons[name] = self.host(name).popen(
             cmd, cwd=str(REPO_ROOT), env=self._env(), stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,  # the lab process starts no threads
         )
 
     def _wait_daemon(self, name: str) -> None:
