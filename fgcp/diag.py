@@ -283,10 +283,12 @@ def render_session_list(state: DiagState, args: Sequence[str] = ()) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
+# Forwarder counters that count events, not dropped frames; all others are drops.
+EVENT_SUFFIXES = ("_tx", "_rx", "_sent", "_created", "_reply", "_installed")
+
+
 def _is_drop(key: str) -> bool:
-    return key.startswith(("drop", "no_", "bad", "malformed")) or key.endswith(
-        ("_deny", "_drop", "_drops", "_full", "_invalid", "_exhausted")
-    )
+    return not key.endswith(EVENT_SUFFIXES)
 
 
 def render_session_stat(state: DiagState, args: Sequence[str] = ()) -> str:
@@ -322,7 +324,7 @@ def render_session_stat(state: DiagState, args: Sequence[str] = ()) -> str:
     other = {k: v for k, v in counters.items() if k not in drops}
     lines.append("dropped: " + " ".join(f"{k}={v}" for k, v in sorted(drops.items())))
     if other:
-        lines.append("forwarded: " + " ".join(f"{k}={v}" for k, v in sorted(other.items())))
+        lines.append("events: " + " ".join(f"{k}={v}" for k, v in sorted(other.items())))
     if state.stats:
         lines.append("daemon: " + " ".join(f"{k}={v}" for k, v in sorted(state.stats.items())))
     return "\n".join(lines) + "\n"

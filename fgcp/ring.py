@@ -40,7 +40,9 @@ _HDR = struct.Struct("<IIIHHIIHH")  # status len snaplen mac net sec nsec vlan_t
 _TP2_HDRLEN = 32 + 20  # TPACKET2_HDRLEN
 _TX_DATA_OFF = _TP2_HDRLEN - 20  # kernel: tp_hdrlen - sizeof(struct sockaddr_ll)
 _SLL_PKTTYPE_OFF = 32 + 10
-_U32 = struct.Struct("<I")
+_STATUS_LEN = struct.Struct("<II")  # tp_status, tp_len
+_LEN_SNAP_MAC = struct.Struct("<IIH")  # tp_len, tp_snaplen, tp_mac (at offset 4)
+_VLAN = struct.Struct("<HH")  # tp_vlan_tci, tp_vlan_tpid (at offset 24)
 _ZERO32 = b"\0\0\0\0"
 _ETH_P_8021Q = 0x8100
 _SIOCGIFHWADDR = 0x8927
@@ -197,24 +199,28 @@ class RingPort:
         offs = self._rx_off
         n = self._rx_n
         i = self._rx_i
-        unpack = _HDR.unpack_from
+        unpack = _LEN_SNAP_MAC.unpack_from
+        append = out.append
         st = self._stats
         while len(out) < max_n:
             off = offs[i]
-            if not mv[off] & TP_STATUS_USER:
+            status = mv[off]  # the status flags used here are all in the low byte
+            if not status & TP_STATUS_USER:
                 break
-            status, length, snaplen, mac, _net, _s, _ns, tci, tpid = unpack(mv, off)
+            length, snaplen, mac = unpack(mv, off + 4)
             if mv[off + _SLL_PKTTYPE_OFF] != PACKET_OUTGOING:
                 if snaplen < length:
                     st.rx_truncated += 1
                 else:
                     start = off + mac
                     frame = bytearray(mv[start : start + snaplen])
-                    if status & TP_STATUS_VLAN_VALID and (tci or tpid):
-                        if not status & TP_STATUS_VLAN_TPID_VALID or not tpid:
-                            tpid = _ETH_P_8021Q
-                        frame = _reinsert_vlan(frame, tci, tpid)
-                    out.append(frame)
+                    if status & TP_STATUS_VLAN_VALID:
+                        tci, tpid = _VLAN.unpack_from(mv, off + 24)
+                        if tci or tpid:
+                            if not status & TP_STATUS_VLAN_TPID_VALID or not tpid:
+                                tpid = _ETH_P_8021Q
+                            frame = _reinsert_vlan(frame, tci, tpid)
+                    append(frame)
             mv[off : off + 4] = _ZERO32  # back to TP_STATUS_KERNEL
             i += 1
             if i == n:
@@ -231,22 +237,25 @@ class RingPort:
         if length > self._tx_max:
             self._stats.tx_errors += 1
             return False
-        off = self._tx_off[self._tx_i]
-        status = _U32.unpack_from(mv, off)[0]
-        if status not in (TP_STATUS_AVAILABLE, TP_STATUS_WRONG_FORMAT):
-            if self._tx_pending:
+        i = self._tx_i
+        off = self._tx_off[i]
+        status = mv[off]  # every tx status value fits the low byte
+        if status != TP_STATUS_AVAILABLE:
+            if status != TP_STATUS_WRONG_FORMAT and self._tx_pending:
                 self.flush()
-                status = _U32.unpack_from(mv, off)[0]
-            if status not in (TP_STATUS_AVAILABLE, TP_STATUS_WRONG_FORMAT):
+                status = mv[off]
+            if status == TP_STATUS_WRONG_FORMAT:
+                self._stats.tx_errors += 1
+            elif status != TP_STATUS_AVAILABLE:
                 self._stats.tx_ring_full += 1
                 return False
-        if status == TP_STATUS_WRONG_FORMAT:
-            self._stats.tx_errors += 1
         data = off + _TX_DATA_OFF
         mv[data : data + length] = frame
-        _U32.pack_into(mv, off + 4, length)  # tp_len
-        _U32.pack_into(mv, off, TP_STATUS_SEND_REQUEST)
-        self._tx_i = (self._tx_i + 1) % self._tx_n
+        # tp_status and tp_len in one store: the kernel reads the slot only
+        # when flush() calls send(), never concurrently with this write.
+        _STATUS_LEN.pack_into(mv, off, TP_STATUS_SEND_REQUEST, length)
+        i += 1
+        self._tx_i = 0 if i == self._tx_n else i
         self._tx_pending += 1
         return True
 

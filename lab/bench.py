@@ -196,7 +196,7 @@ class VethLab:
             self.ns(m, "sysctl", "-qw", "net.ipv4.ip_forward=1")
             if mode == "kernel-nat":
                 rules = ("table ip benchnat { chain post { type nat hook postrouting "
-                         "priority 100; oifname \"port2\" masquerade; } }")
+                         "priority 100; oifname \"port2\" masquerade; }; }")
                 self.ns(m, "nft", rules)
             self._routes(via_member=True)
         elif mode in ("fgcpd", "fgcpd-plain"):
@@ -326,34 +326,40 @@ class ModeResult:
         return statistics.median(self.pps) if self.pps else 0.0
 
 
-def run_bench(modes: Sequence[str], runs: int, seconds: float, console: Console) -> list[ModeResult]:
-    results = []
+def run_bench(modes: Sequence[str], runs: int, seconds: float, console: Console,
+              verbose: bool = False) -> list[ModeResult]:
+    """Rounds of every mode in turn (kernel, fgcpd, kernel, fgcpd, ...), so that
+    load from other processes hits all modes alike; a failed mode is skipped."""
+    results = {m: ModeResult(m) for m in modes}
     with VethLab() as lab:
-        for mode in modes:
-            r = ModeResult(mode)
-            results.append(r)
-            try:
-                lab.set_mode(mode)
-                for i in range(runs):
+        for i in range(runs):
+            for mode in modes:
+                r = results[mode]
+                if r.error:
+                    continue
+                try:
+                    lab.set_mode(mode)
                     pps, sent = lab.udp_pps(seconds)
+                    tcp = lab.tcp_bps(seconds)
                     r.pps.append(pps)
                     r.sent.append(sent)
-                    r.tcp.append(lab.tcp_bps(seconds))
-                    console.log(f"{mode} run {i + 1}/{runs}: {pps / 1e3:.1f} kpps received "
-                                f"({sent / 1e3:.1f} kpps sent), TCP {r.tcp[-1] / 1e9:.3f} Gbit/s")
-                if lab.daemon is not None:
-                    stats = lab.daemon_query("diagnose lab stats")
-                    console.log(f"{mode} daemon counters: " + " ".join(stats.split()))
-            except BenchError as exc:
-                r.error = str(exc)
-                console.log(f"[red]{mode} failed:[/red] {exc}")
-            finally:
-                if lab.daemon is not None:
-                    log = lab.daemon_log()
-                    if "Traceback" in log:
-                        console.log(f"[red]{mode}: fgcpd logged a traceback[/red]\n{log}")
-                lab.stop_daemon()
-    return results
+                    r.tcp.append(tcp)
+                    console.log(f"round {i + 1}/{runs} {mode}: {pps / 1e3:.1f} kpps received "
+                                f"({sent / 1e3:.1f} kpps sent), TCP {tcp / 1e9:.3f} Gbit/s")
+                    if lab.daemon is not None and verbose:
+                        stats = lab.daemon_query("diagnose lab stats")
+                        console.log(f"{mode} daemon counters: " + " ".join(stats.split()))
+                except BenchError as exc:
+                    r.error = str(exc)
+                    console.log(f"[red]{mode} failed:[/red] {exc}")
+                finally:
+                    had_daemon = lab.daemon is not None
+                    lab.stop_daemon()
+                    if had_daemon and "Traceback" in lab.daemon_log():
+                        r.error = r.error or "fgcpd logged a traceback"
+                        console.log(f"[red]{mode}: fgcpd logged a traceback[/red]\n"
+                                    f"{lab.daemon_log()}")
+    return list(results.values())
 
 
 def render(results: Sequence[ModeResult], runs: int, seconds: float, console: Console) -> bool:
@@ -408,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs", type=int, default=3, help="runs per mode (median reported)")
     p.add_argument("--seconds", type=float, default=5.0, help="length of each iperf3 run")
     p.add_argument("--json", metavar="FILE", help="also write the raw results as JSON")
+    p.add_argument("-v", "--verbose", action="store_true", help="print daemon counters per run")
     return p
 
 
@@ -427,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"unknown mode(s): {', '.join(unknown)}; known: {', '.join(MODES)}")
         return 2
     try:
-        results = run_bench(modes, args.runs, args.seconds, console)
+        results = run_bench(modes, args.runs, args.seconds, console, args.verbose)
     except BenchError as exc:
         console.print(f"[red]bench failed:[/red] {exc}")
         return 1

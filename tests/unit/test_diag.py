@@ -157,7 +157,8 @@ def test_session_stat_counts_states_and_drops() -> None:
     syn.created = 112.0  # set up within the last second
     st = _state(
         [_nat_session(), syn],
-        {"no_session": 3, "policy_deny": 2, "forwarded": 99, "session_table_full": 1},
+        {"no_session": 3, "policy_deny": 2, "session_created": 99, "arp_rx": 1,
+         "session_table_full": 1},
         stats={"loop_errors": 0},
     )
     st.forwarder.sessions.counters["session_expired"] = 4  # type: ignore[union-attr]
@@ -168,7 +169,7 @@ def test_session_stat_counts_states_and_drops() -> None:
     assert "\t 1 in ESTABLISHED state\n" in out
     assert "\t 1 in SYN_SENT state\n" in out
     assert "dropped: no_session=3 policy_deny=2 session_table_full=1\n" in out
-    assert "forwarded: forwarded=99\n" in out
+    assert "events: arp_rx=1 session_created=99\n" in out
     assert "daemon: loop_errors=0\n" in out
 
 

@@ -148,6 +148,25 @@ def test_frames_cross_the_veth_both_ways_in_order(veth_netns: tuple[str, str], k
 
 
 @root
+def test_ring_gives_back_vlan_tags_the_kernel_stripped(veth_netns: tuple[str, str]) -> None:
+    # The receive path untags 802.1Q frames before AF_PACKET sees them (tp_vlan_tci).
+    ns_a, ns_b = veth_netns
+    a = _in_netns(ns_a, lambda: ring.RingPort("p", 0))
+    b = _in_netns(ns_b, lambda: ring.RingPort("p", 1))
+    try:
+        plain = _frame(5)
+        tagged = plain[:12] + b"\x81\x00\x00\x64" + plain[12:]  # VLAN 100
+        a.send(tagged)
+        a.send(plain)
+        a.flush()
+        got = [bytes(f) for f in _recv_until(b, 2)]
+        assert got == [tagged, plain]
+    finally:
+        a.close()
+        b.close()
+
+
+@root
 def test_ring_wraps_around_many_times(veth_netns: tuple[str, str]) -> None:
     ns_a, ns_b = veth_netns
     a = _in_netns(ns_a, lambda: ring.RingPort("p", 0))
@@ -166,3 +185,36 @@ def test_ring_wraps_around_many_times(veth_netns: tuple[str, str]) -> None:
     finally:
         a.close()
         b.close()
+
+
+@root
+@pytest.mark.parametrize("forwarder", ["bridge-ring", "fgcpd"])
+def test_fgcpd_forwards_answers_diag_and_exits_cleanly(forwarder: str) -> None:
+    """The real daemon between client and server namespaces (lab.bench topology)."""
+    bench = pytest.importorskip("lab.bench")
+    if forwarder == "fgcpd":
+        pytest.importorskip("fgcp.forward")
+    with bench.VethLab() as lab:
+        lab.set_mode(forwarder)  # raises unless a ping crosses the member
+        hostname = f"bench{lab.tag}"
+        status = lab.daemon_query("get system status")
+        assert f"Hostname: {hostname}\n" in status
+        sessions = lab.daemon_query("diagnose sys session list")
+        if forwarder == "fgcpd":
+            assert "session info: proto=1 " in sessions
+            assert "act=snat 198.51.100.10:" in sessions
+            assert "total session 1\n" in sessions
+        else:
+            assert sessions == "total session 0\n"
+        sock = lab.rundir / f"{hostname}.sock"
+        pidfile = lab.rundir / f"{hostname}.pid"
+        assert pidfile.read_text().strip().isdigit()
+        daemon = lab.daemon
+        assert daemon is not None
+        daemon.terminate()  # SIGTERM: clean exit
+        assert daemon.wait(10) == 0
+        lab.daemon = None
+        assert not sock.exists() and not pidfile.exists()
+        log = (lab.rundir / f"{hostname}.log").read_text()
+        assert "Traceback" not in log
+        assert "stopping:" in log and "loop_errors=0" in log
