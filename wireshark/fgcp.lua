@@ -1,6 +1,5 @@
 -- fgcp.lua: Wireshark/tshark dissector for the fgcp-lab FGCP frames.
--- Heartbeat (ethertype 0x8890) fully decoded; session sync (0x8892) has a hook
--- (SESSION_TLV_NAMES / dissect_session_body below) for the session-sync layout.
+-- Heartbeat (ethertype 0x8890); session sync (0x8892) is in fgcp_sync.lua.
 --
 -- Usage:  tshark -X lua_script:wireshark/fgcp.lua -r capture.pcap -V
 --         tshark -X lua_script:wireshark/fgcp.lua -r capture.pcap -T fields \
@@ -254,27 +253,10 @@ function p_hb.dissector(tvb, pinfo, tree)
     return n
 end
 
--- Session sync (0x8892): documented in docs/protocol.md by the session-sync work.
--- Fill SESSION_TLV_NAMES / dissect_session_body to decode it; until then the
--- payload is shown as bytes.
-local p_sync = Proto("fgcp_sync", "FGCP session sync (fgcp-lab)")
-local fs = {
-    payload = ProtoField.bytes("fgcp_sync.payload", "Payload"),
-}
-p_sync.fields = { fs.payload }
-SESSION_TLV_NAMES = SESSION_TLV_NAMES or {}
+-- Session sync (0x8892) is decoded by wireshark/fgcp_sync.lua (its own Proto
+-- "fgcp_sync"); load both:  -X lua_script:wireshark/fgcp.lua -X lua_script:wireshark/fgcp_sync.lua
+-- This table is the hook for further ethertypes of the lab (0x8891, 0x8893, ...).
+FGCP_LAB_ETHERTYPES = FGCP_LAB_ETHERTYPES or {}
+FGCP_LAB_ETHERTYPES[0x8890] = p_hb
 
-local function dissect_session_body(tvb, pinfo, tree)
-    tree:add(fs.payload, tvb())
-end
-
-function p_sync.dissector(tvb, pinfo, tree)
-    pinfo.cols.protocol = "FGCP-SYNC"
-    local root = tree:add(p_sync, tvb())
-    dissect_session_body(tvb, pinfo, root)
-    return tvb:len()
-end
-
-local eth = DissectorTable.get("ethertype")
-eth:add(0x8890, p_hb)
-eth:add(0x8892, p_sync)
+DissectorTable.get("ethertype"):add(0x8890, p_hb)
