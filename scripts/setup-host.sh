@@ -50,7 +50,8 @@ fi
 # 3. Python packages: pinned requirements + this project (editable) ----------
 want="$(cat "$REPO/requirements.txt" "$REPO/setup.py" | sha256sum | cut -d' ' -f1)"
 have="$(cat "$STAMP" 2>/dev/null || true)"
-if [ "$want" != "$have" ] || ! (cd / && "$VENV/bin/python" -c "import fgcp, topologies, mininet, os_ken") 2>/dev/null; then
+importable() { (cd / && "$VENV/bin/python" -c "import fgcp, topologies, mininet, os_ken") 2>/dev/null; }
+if [ "$want" != "$have" ] || ! importable; then
     say "pip install -r requirements.txt -e ."
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REPO/requirements.txt"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e "$REPO"

@@ -33,11 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fgcpd: run the member daemon; kernel: Linux router reference")
     ap.add_argument("--active", default="fgt1",
                     help="comma-separated members to start (default fgt1)")
-    ap.add_argument("--rundir", help="run directory for sockets and logs (default: fresh under /run)")
+    ap.add_argument("--rundir",
+                    help="run directory for sockets and logs (default: fresh under /run)")
     ap.add_argument("--demo", action="store_true",
                     help="run ping/UDP/TCP c1 -> sv1 through fgt1, print results, tear down")
     ap.add_argument("--cleanup", action="store_true",
-                    help="remove a crashed lab's bridges and veths (s1, s2, hb1, hb2, sync1) and exit")
+                    help="remove a crashed lab's bridges and veths "
+                         "(s1, s2, hb1, hb2, sync1) and exit")
     ap.add_argument("-v", "--verbose", action="store_true", help="Mininet info logging")
     return ap
 

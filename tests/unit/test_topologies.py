@@ -21,7 +21,8 @@ from topologies.fabric import (
     TableMiss,
     is_virtual_mac,
 )
-from topologies.lab import LabError, LabNetwork, config_hostnames
+from topologies.lab import LabError, LabNetwork, config_hostnames, free_tcp_port, wait_until
+from topologies.launcher import parse_args as launcher_args
 from topologies.topo import FgcpTopo, HaBridge, TopologyError, ha_address
 from topologies.traffic import parse_iperf3, parse_ping
 
@@ -259,3 +260,16 @@ def test_cli_defaults() -> None:
     args = build_parser().parse_args([])
     assert (args.clients, args.servers, args.members) == (1, 1, 2)
     assert args.member_mode == "fgcpd" and args.active == "fgt1" and not args.demo
+
+
+def test_wait_until_names_what_timed_out() -> None:
+    with pytest.raises(LabError, match="the impossible"):
+        wait_until(lambda: False, timeout=0.05, what="the impossible", interval=0.01)
+    wait_until(lambda: True, timeout=0.0, what="nothing")
+
+
+def test_free_tcp_port_and_launcher_arguments() -> None:
+    port = free_tcp_port()
+    assert 1024 <= port <= 65535
+    args = launcher_args(["--port", str(port)])
+    assert (args.port, args.host, args.app) == (port, "127.0.0.1", None)
