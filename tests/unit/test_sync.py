@@ -514,3 +514,56 @@ def test_record_from_session_and_apply_round_trip() -> None:
     existing = Sess(6, s.orig, s.reply, "port1", "port2", sid=77)
     same = apply_record(replace(rec, state=4), Sess, Peer, existing=existing)
     assert same is existing and existing.sid == 77 and existing.state == 4
+
+
+def test_converters_with_the_real_session_table_types() -> None:
+    session = pytest.importorskip("fgcp.session")
+    tcptrack = pytest.importorskip("fgcp.tcptrack")
+    table = session.SessionTable(100)
+    s = session.Session(
+        table.next_sid(), 6, (INSIDE + 10, 40000, SERVER, 80), (SERVER, 80, NAT_IP, 61000),
+        "port1", "port2", policy_id=3, nat=True, nat_ip=NAT_IP, nat_port=61000, state=1,
+        tcp=(tcptrack.TcpPeer(1, 2, 3, 0x87, 4), tcptrack.TcpPeer(5, 6, 7, 0x82, 4)),
+        created=5.0, ext={EXT_IPS: b"st"})
+    rec = record_from_session(s)
+    frame = encode_frame(T_DATA, 10, "FGT1", 1, 1, 0, 5000, None, count=1,
+                         payload=encode_record(OP_ADD, rec))
+    got = decode_frame(frame, None, now=5.0).records[0].record
+    assert got == rec
+    other = session.SessionTable(100)
+    new = apply_record(got, lambda **kw: session.Session(sid=other.next_sid(), **kw),
+                       tcptrack.TcpPeer)
+    assert other.add(new, 5.0)
+    found, direction = other.lookup((6, SERVER, 80, NAT_IP, 61000))
+    assert found is new and direction == session.REPLY
+    assert new.flags & session.SYNCED and new.tcp[1].seqhi == 6 and new.nat_port == 61000
+
+
+def test_two_secondaries_one_joining_under_load() -> None:
+    rng = random.Random(18)
+    s = SyncSender("FGT1", 10, KEY, boot_id=5)
+    r2 = SyncReceiver("FGT2", 10, KEY, track_changes=True)
+    r3 = SyncReceiver("FGT3", 10, KEY)
+    for e in (s, r2, r3):
+        e.set_links(SYNC_LINKS, HB_LINKS)
+    net = SyncNet(s, {"FGT2": r2}, lossy(rng, 0.1))
+    load = Load(s, rng, until=2.0, per_tick=4)
+    net.run(1.0, on_tick=load)
+    assert r2.bulk_complete and not r3.bulk_complete
+    # FGT3 joins while the load goes on
+    net.receivers["FGT3"] = r3
+    net.down["FGT3"], net.up["FGT3"] = lossy(rng, 0.1)(), lossy(rng, 0.1)()
+    net.run(2.0, on_tick=load)
+    net.run(5.0)
+    assert r3.bulk_complete and r3.bulk_total > 300
+    assert_tables_equal(s, r2, net.now)
+    assert_tables_equal(s, r3, net.now)
+    # the change feed replays into the same table
+    mirror: dict = {}
+    for ch in r2.drain_changes():
+        if ch.record is None:
+            mirror.pop(ch.key, None)
+        else:
+            mirror[ch.key] = ch.record
+    assert mirror == s.records
+    assert r2.drain_changes() == []
