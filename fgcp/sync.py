@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
+from fgcp.syncdiag import render_sync_stats
 from fgcp.syncframe import (
     FLAG_BULK,
     FLAG_RESEND,
@@ -72,6 +73,7 @@ __all__ = [
 M32 = 0xFFFFFFFF
 BROADCAST = ""  # Tx.peer for frames to every member (HELLO)
 PROXY_FLAG = 4  # fgcp.session.PROXY
+SEQ_RESTART = 0xFFFF0000  # a stream this long is replaced by a new one (no seq wrap-around)
 _SEQUENCED = (T_DATA, T_BULK_BEGIN, T_BULK_END)
 
 
@@ -129,6 +131,9 @@ class SyncStats:
     oversize: int = 0  # records larger than a frame (never sent)
     no_link: int = 0  # frames not sent: no link up
     fallback_frames: int = 0  # frames sent on heartbeat links (all sync links down)
+    creates: int = 0  # sessions added (sender: recorded, receiver: installed)
+    updates: int = 0
+    deletes: int = 0
     acks_tx: int = 0
     nacks_tx: int = 0
     bulks: int = 0  # bulk syncs started (sender) / completed (receiver)
@@ -287,6 +292,10 @@ class SyncSender:
         rec.version = self._version
         self.records[key] = rec
         self._ops[key] = OP_ADD if old is None else OP_UPDATE
+        if old is None:
+            self.stats.creates += 1
+        else:
+            self.stats.updates += 1
         self._enc.pop(key, None)
         self._tomb.pop(key, None)
         self._mark(key, now)
@@ -297,6 +306,7 @@ class SyncSender:
         if self.records.pop(key, None) is None:
             return False
         self._ops.pop(key, None)
+        self.stats.deletes += 1
         self._version += 1
         self._tomb[key] = self._version
         self._enc.pop(key, None)
@@ -513,6 +523,8 @@ class SyncSender:
             return out
         t = self.tuning
         for p in list(self.peers.values()):
+            if p.next_seq >= SEQ_RESTART:  # never wrap: a new stream (and bulk) instead
+                p = self._restart(p.serial, now)
             # retransmission on timeout (oldest first)
             if p.inflight and now >= p.rto_due:
                 due = now + t.rto_max
@@ -822,12 +834,17 @@ class SyncReceiver:
                 continue
             st.applied += 1
             if r.op == OP_DELETE:
+                st.deletes += 1
                 if old is not None:
                     del table[k]
                     del estream[k]
                 tomb[k] = (r.version, cur, now)
             else:
                 assert r.record is not None
+                if old is None:
+                    st.creates += 1
+                else:
+                    st.updates += 1
                 table[k] = r.record
                 estream[k] = cur
                 tomb.pop(k, None)
@@ -908,50 +925,3 @@ def sync_eligible_at(session: Any, ha_cfg: Any, delay_s: float = 30.0) -> float 
     if session.proto == 6:
         return session.created + (delay_s if ha_cfg.session_pickup_delay else 0.0)
     return session.created if ha_cfg.session_pickup_connectionless else None
-
-
-# --------------------------------------------------------------------------- diag
-
-
-_STAT_LINES = (
-    ("frames", ("frames_tx", "frames_rx")),
-    ("records", ("records_tx", "records_rx", "applied")),
-    ("reliability", ("resends", "resent_records", "acked", "acked_records", "acks_tx",
-                     "nacks_tx")),
-    ("rejected", ("stale", "dup_frames", "dup_records", "oversize")),
-    ("dropped", ("dropped_auth", "dropped_malformed", "dropped_foreign", "no_link")),
-    ("links", ("fallback_frames", "bulks", "streams")),
-)
-_SHORT = {f.name: f.name.replace("dropped_", "").replace("_", "-") for f in fields(SyncStats)}
-
-
-def render_sync_stats(sender: dict[str, Any] | None, receiver: dict[str, Any] | None) -> str:
-    """Text of ``diagnose sys ha session-sync`` from ``SyncSender/SyncReceiver.snapshot``."""
-    lines: list[str] = []
-    for snap in (sender, receiver):
-        if not snap:
-            continue
-        role = "primary (sender)" if snap["role"] == "sender" else "secondary (receiver)"
-        links = ",".join(snap["links"]) or "none"
-        lines.append(f"session sync: {role} serial={snap['serial']} sessions={snap['sessions']}")
-        lines.append(f"  links: {links}{' (fallback to heartbeat links)' if snap['fallback'] else ''}")
-        if snap["role"] == "sender":
-            lines.append(f"  lag: unacked_records={snap['unacked_records']} "
-                         f"oldest_unacked={snap['oldest_unacked_s'] * 1000:.1f}ms")
-            for p in snap["peers"]:
-                lines.append(f"  peer {p['serial']}: stream={p['stream']:#010x} seq={p['seq']} "
-                             f"acked={p['acked']} inflight={p['inflight']} "
-                             f"unacked_records={p['unacked_records']} queued={p['queued']} "
-                             f"bulk={p['bulk']}")
-        else:
-            lines.append(f"  from {snap['sender'] or '-'}: stream={snap['stream']:#010x} "
-                         f"acked_seq={snap['cum_seq']} highest_seq={snap['highest_seq']} "
-                         f"gaps={len(snap['gaps'])} "
-                         f"bulk={'complete' if snap['bulk_complete'] else 'pending'}"
-                         f" ({snap['bulk_total']} sessions)")
-        st = snap["stats"]
-        for title, names in _STAT_LINES:
-            lines.append(f"  {title}: " + ", ".join(f"{_SHORT[n]}={st[n]}" for n in names))
-    if not lines:
-        return "session sync: not running\n"
-    return "\n".join(lines) + "\n"

@@ -567,3 +567,38 @@ def test_two_secondaries_one_joining_under_load() -> None:
             mirror[ch.key] = ch.record
     assert mirror == s.records
     assert r2.drain_changes() == []
+
+
+def test_diag_text_fortios_style() -> None:
+    rng = random.Random(19)
+    s, r, net = pair(rng, loss=0.2)
+    net.run(1.0, on_tick=Load(s, rng, until=0.5))
+    ha = HAConfig(session_pickup=True, session_pickup_connectionless=True,
+                  session_sync_dev=("port5", "port6"))
+    text = render_sync_stats(s.snapshot(net.now), r.snapshot(net.now), ha)
+    lines = text.splitlines()
+    assert lines[0] == ("sync_ctx: sync_started=1, sync_tcp=1, sync_others=1, sync_nat=1, "
+                        "sync_delay=0, session_sync_dev=port5,port6")
+    assert f"sync: create={s.stats.creates}, update={s.stats.updates}, " \
+           f"delete={s.stats.deletes}" in lines
+    assert f"recv: create={r.stats.creates}, update={r.stats.updates}, " \
+           f"delete={r.stats.deletes}" in lines
+    assert f"resends={s.stats.resends}," in text and s.stats.resends > 0
+    assert f"stale={r.stats.stale}," in text
+    assert "peer FGT2: stream=" in text and "bulk=complete" in text
+    assert render_sync_stats(None, None, HAConfig()).splitlines() == [
+        ("sync_ctx: sync_started=0, sync_tcp=0, sync_others=0, sync_nat=0, sync_delay=0, "
+        "session_sync_dev=(hbdev)"), "session sync: not running"]
+
+
+def test_stream_is_renewed_before_the_sequence_wraps() -> None:
+    rng = random.Random(20)
+    s, r, net = pair(rng, loss=0.0)
+    for i in range(30):
+        s.upsert(make_record(rng, i, 0.0), 0.0)
+    net.run(0.5)
+    first = r.stream
+    s.peers["FGT2"].next_seq = 0xFFFF0000
+    net.run(1.5)
+    assert r.stream != first and r.bulk_complete
+    assert_tables_equal(s, r, net.now)
