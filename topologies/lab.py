@@ -42,6 +42,18 @@ class LabError(RuntimeError):
     """The lab could not be started (or a step of it failed)."""
 
 
+class LabController(RemoteController):
+    """The os-ken controller as Mininet sees it: remote, started by the lab.
+
+    Mininet's own reachability probe (``telnet``) is skipped: the lab waits
+    for the port itself, and the probe crashes Mininet when telnet prints the
+    controller's binary OpenFlow HELLO (UnicodeDecodeError, a flaky start).
+    """
+
+    def checkListening(self) -> None:
+        return
+
+
 class LabBusyError(LabError):
     """Another lab (or the leftovers of a crashed one) holds the lab's names."""
 
@@ -231,7 +243,7 @@ class LabNetwork:
             waitConnected=False,
         )
         self._start_controller()
-        self.net.addController("c0", controller=RemoteController,
+        self.net.addController("c0", controller=LabController,
                                ip="127.0.0.1", port=self.controller_port)
         self.net.build()
         self._configure_hosts()
