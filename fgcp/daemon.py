@@ -366,7 +366,10 @@ class Daemon:
             for fd, _ev in events:
                 port = by_fd.get(fd)
                 if port is not None:
-                    self._pump(port, now)
+                    try:
+                        self._pump(port, now)
+                    except Exception:  # noqa: BLE001 - e.g. a bad out port index
+                        self._error(f"{self.names[port.index]}: port I/O failed")
                 elif fd == ctl_fd:
                     try:
                         self.server.handle_ready()
