@@ -158,8 +158,7 @@ def encode_record(op: int, rec: SessionRecord) -> bytes:
                                 rec.nat_ip, rec.nat_port, int(rec.created * 1000.0) & M32)
         parts.append(fixed)
         parts.append(tcp)
-        parts.append(_name(rec.in_intf))
-        parts.append(_name(rec.out_intf))
+        parts.append(_name(rec.in_intf) + _name(rec.out_intf))
         for etype, value in rec.ext:
             parts.append(_EXT_HDR.pack(etype, len(value)))
             parts.append(value)
@@ -186,9 +185,15 @@ def decode_records(buf: bytes | bytearray | memoryview, off: int, end: int, coun
     ``frame_ms`` is the sender clock of the frame, ``now`` the local clock:
     ``created = now - (frame_ms - created_ms)``. Raises SyncRecordError.
     """
+    if not isinstance(buf, bytes):
+        buf = bytes(buf)
     out: list[RecordOp] = []
+    append = out.append
     rec_hdr = _REC_HDR.unpack_from
     fixed = _REC_FIXED.unpack_from
+    tcp_unpack = _REC_TCP.unpack_from
+    ext_hdr = _EXT_HDR.unpack_from
+    names_of = _INSPECTION_NAMES
     for _ in range(count):
         if off + REC_HDR_LEN > end:
             raise SyncRecordError("truncated record header")
@@ -201,10 +206,10 @@ def decode_records(buf: bytes | bytearray | memoryview, off: int, end: int, coun
             if blen != REC_DEL_LEN:
                 raise SyncRecordError(f"DELETE record length {blen} != {REC_DEL_LEN}")
             version, proto, s, sp, d, dp = _REC_DEL.unpack_from(buf, off)
-            out.append(RecordOp(OP_DELETE, (proto, s, sp, d, dp), version, None))
+            append(RecordOp(OP_DELETE, (proto, s, sp, d, dp), version, None))
             off = rend
             continue
-        if op not in (OP_ADD, OP_UPDATE):
+        if op != OP_ADD and op != OP_UPDATE:
             raise SyncRecordError(f"unknown record op {op}")
         if blen < REC_FIXED_LEN + 2:
             raise SyncRecordError(f"record length {blen} too short")
@@ -215,36 +220,35 @@ def decode_records(buf: bytes | bytearray | memoryview, off: int, end: int, coun
         if rflags & RF_TCP:
             if p + REC_TCP_LEN > rend:
                 raise SyncRecordError("truncated TCP window block")
-            t = _REC_TCP.unpack_from(buf, p)
+            t = tcp_unpack(buf, p)
             tcp = (TcpWindow(t[0], t[1], t[2], t[3], t[4]), TcpWindow(t[5], t[6], t[7], t[8], t[9]))
             p += REC_TCP_LEN
-        names = []
-        for _n in range(2):
-            if p >= rend:
-                raise SyncRecordError("truncated interface name")
-            ln = buf[p]
-            p += 1
-            if p + ln > rend:
-                raise SyncRecordError("interface name runs past the record")
-            names.append(bytes(buf[p:p + ln]).decode("ascii", "replace"))
-            p += ln
+        if p >= rend:
+            raise SyncRecordError("truncated interface name")
+        q = p + 1 + buf[p]
+        if q >= rend:
+            raise SyncRecordError("interface name runs past the record")
+        in_intf = buf[p + 1:q].decode("ascii", "replace")
+        p = q + 1 + buf[q]
+        if p > rend:
+            raise SyncRecordError("interface name runs past the record")
+        out_intf = buf[q + 1:p].decode("ascii", "replace")
         ext: list[tuple[int, bytes]] = []
         while p < rend:
             if p + 4 > rend:
                 raise SyncRecordError("truncated extension TLV header")
-            etype, elen = _EXT_HDR.unpack_from(buf, p)
+            etype, elen = ext_hdr(buf, p)
             p += 4
             if p + elen > rend:
                 raise SyncRecordError(f"extension TLV {etype:#06x} runs past the record")
-            ext.append((etype, bytes(buf[p:p + elen])))
+            ext.append((etype, buf[p:p + elen]))
             p += elen
-        age = ((frame_ms - created_ms) & M32) / 1000.0
-        rec = SessionRecord(
+        key = (proto, os_, osp, od, odp)
+        append(RecordOp(op, key, version, SessionRecord(
             proto, (os_, osp, od, odp), (rs, rsp, rd, rdp), state, policy_id,
             bool(rflags & RF_NAT), nat_ip, nat_port, tcp, sflags,
-            _INSPECTION_NAMES[(rflags >> RF_INSPECT_SHIFT) & 3], names[0], names[1], ext,
-            now - age, version)
-        out.append(RecordOp(op, (proto, os_, osp, od, odp), version, rec))
+            names_of[(rflags >> RF_INSPECT_SHIFT) & 3], in_intf, out_intf, ext,
+            now - ((frame_ms - created_ms) & M32) / 1000.0, version)))
         off = rend
     if off != end:
         raise SyncRecordError(f"{end - off} trailing bytes after {count} records")
