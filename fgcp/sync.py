@@ -2,7 +2,8 @@
 
 ``SyncSender`` (primary) and ``SyncReceiver`` (secondary) take ``now`` and frame
 bytes and return the frames to send (``Tx``); ``should_sync`` is the FortiOS
-session-pickup filter and ``render_sync_stats`` the diag renderer.
+session-pickup filter; ``render_sync_stats`` (the diag renderer) is re-exported
+from fgcp.syncdiag.
 
 Reliability (conntrackd FT-FW style, docs/protocol-sync.md): every sequenced frame
 (DATA, BULK_BEGIN, BULK_END) carries a per-peer stream id and sequence number;

@@ -66,6 +66,14 @@ __all__ = [
     "MAX_FRAME",
     "SYNC_MAGIC",
     "TYPE_NAMES",
+    "T_ACK",
+    "T_ALIVE",
+    "T_BULK_BEGIN",
+    "T_BULK_END",
+    "T_BULK_REQ",
+    "T_DATA",
+    "T_HELLO",
+    "T_NACK",
     "FGCPSync",
     "FGCPSyncExt",
     "FGCPSyncRange",
@@ -77,6 +85,8 @@ __all__ = [
     "decode_frame",
     "derive_sync_key",
     "encode_frame",
+    "encode_nack_ranges",
+    "encode_total",
 ]
 
 ETH_P_FGCP_SYNC = 0x8892
