@@ -401,6 +401,15 @@ class LabNetwork:
 
         wait_until(up, self.timeout, f"{name}'s control socket in {self.rundir}")
 
+    def start_daemon(self, name: str) -> None:
+        """(Re)start ``name``'s fgcpd and wait for its control socket."""
+        if self.member_mode != "fgcpd":
+            raise LabError("start_daemon needs member_mode='fgcpd'")
+        if name in self.daemons and self.daemons[name].poll() is None:
+            raise LabError(f"{name}: fgcpd is already running")
+        self._start_daemon(name)
+        self._wait_daemon(name)
+
     # -- stop -------------------------------------------------------------
     def stop_daemon(self, name: str, timeout: float = 5.0) -> int | None:
         """Stop one member daemon (SIGTERM, then SIGKILL); returns its exit code."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from topologies.lab import LabBusyError, LabNetwork
+from topologies.lab import LabBusyError, LabNetwork, wait_until
 from topologies.traffic import iperf3, ping
 
 SV1 = "203.0.113.11"
@@ -92,3 +92,15 @@ def test_fgcpd_member_forwards_ping(make_lab: Callable[..., LabNetwork]) -> None
         assert p.ok, p.output
         sessions = lab.diag("fgt1", "diagnose sys session list")
         assert "proto=1" in sessions, sessions
+
+
+def test_fgcpd_member_restart(make_lab: Callable[..., LabNetwork]) -> None:
+    with make_lab(member_mode="fgcpd") as lab:
+        pid = lab.daemons["fgt1"].pid
+        assert lab.stop_daemon("fgt1") is not None
+        assert not pid_alive(pid)
+        assert not ping(lab.host("c1"), SV1, count=1).ok  # nobody forwards now
+        lab.start_daemon("fgt1")
+        # c1's ARP entry for the gateway failed meanwhile: allow re-resolution
+        wait_until(lambda: ping(lab.host("c1"), SV1, count=1).ok, 10, "ping after restart")
+        assert ping(lab.host("c1"), SV1, count=3).ok
