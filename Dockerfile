@@ -23,6 +23,8 @@ COPY topologies/ topologies/
 COPY lab/ lab/
 COPY tests/ tests/
 COPY docs/ docs/
+COPY wireshark/ wireshark/
+COPY README.md ./
 # No init system at build time: keep package scripts from starting services.
 RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
 RUN FGCP_SETUP_NO_OVS=1 scripts/setup-host.sh
