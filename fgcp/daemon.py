@@ -1,7 +1,27 @@
 """fgcpd: the member daemon, the thin I/O shell around the pure forwarding plane.
 
 Prepares the member's namespace, opens PACKET_MMAP ports on port1/port2, runs
-one poll loop (rings, control socket, expiry timer, signals) and logs.
+one poll loop (rings, control socket, expiry timer, signals, components) and logs.
+
+Components (HA in fgcp.hamember, session sync, ...) plug into the loop through the
+`Component` protocol: ``open(daemon)`` once the ports, forwarder and control socket
+exist (register diag commands on ``daemon.table`` there); ``fds()`` file
+descriptors to poll (asked again every loop turn, so they may change);
+``on_readable(fd, now)``; ``next_deadline()`` (epoch seconds or None) and
+``on_tick(now)`` once that deadline has passed; ``before_takeover(now)`` runs
+BEFORE this member takes traffic (session sync installs its sessions there: no
+packet is forwarded before the hooks return); ``after_release(now)`` runs after
+it stopped forwarding; ``close()``.  ``now`` is always ``time.time()`` (one clock
+for the forwarder, the components and the diag snapshot).
+
+Roles (``Daemon.role``): ``init`` -> ``hello`` (HA negotiating, no forwarding) ->
+``primary`` / ``secondary``.  ``become_primary(now, reason)`` runs every
+component's ``before_takeover``, then activates the forwarder, takes the HA
+virtual MACs (00:09:0f:09:<group-id>:<vcluster*0x80 + idx>) and sends the
+gratuitous ARPs (``arps`` of them, ``arps-interval`` apart, the first at once).
+``become_secondary(now, reason)`` stops forwarding, gives the virtual MACs up,
+then runs ``after_release``.  Without a component that drives the role (HA mode
+standalone, or no HA component) the member is primary as soon as it is open.
 """
 
 from __future__ import annotations
@@ -47,6 +67,31 @@ class ForwarderLike(Protocol):
 
 
 ForwarderFactory = Callable[[MemberConfig, list[Any]], ForwarderLike]
+
+ROLE_INIT = "init"
+ROLE_HELLO = "hello"
+ROLE_PRIMARY = "primary"
+ROLE_SECONDARY = "secondary"
+
+
+class Component(Protocol):
+    """A part of the member hosted by the daemon's poll loop (see the module docstring)."""
+
+    name: str
+
+    def open(self, daemon: Daemon) -> None: ...
+    def fds(self) -> list[int]: ...
+    def on_readable(self, fd: int, now: float) -> None: ...
+    def next_deadline(self) -> float | None: ...
+    def on_tick(self, now: float) -> None: ...
+    def before_takeover(self, now: float) -> None: ...
+    def after_release(self, now: float) -> None: ...
+    def close(self) -> None: ...
+
+
+def virtual_mac(group_id: int, index: int, vcluster: int = 0) -> bytes:
+    """FGCP virtual MAC of interface ``index``: 00:09:0f:09:<group-id>:<vcluster*0x80 + idx>."""
+    return bytes((0x00, 0x09, 0x0F, 0x09, group_id & 0xFF, (vcluster * 0x80 + index) & 0xFF))
 
 
 class BridgeForwarder:
@@ -160,6 +205,7 @@ class Daemon:
         port_kind: str = "ring",
         forwarder: str | ForwarderFactory = "fgcp",
         prepare: bool = True,
+        components: Sequence[Component] = (),
     ) -> None:
         self.cfg = cfg
         self.rundir = Path(rundir)
@@ -173,7 +219,16 @@ class Daemon:
         self.table = diag.default_table()
         self.table.register("diagnose lab stats", self._render_stats, "daemon and port counters")
         self.stats: dict[str, int] = {"loop_errors": 0, "ctl_errors": 0, "expired": 0}
-        self.started = time.monotonic()
+        self.started = time.time()
+        self.components: list[Component] = list(components)
+        self.role = ROLE_INIT
+        self.role_since = self.started
+        self.role_reason = "starting"
+        self.role_changes = 0
+        self.own_macs: list[bytes] = []
+        self.vmacs: list[bytes] = []
+        self._garp_left = 0
+        self._garp_next = 0.0
         self.fwd: ForwarderLike | None = None
         self.server: ctl.CtlServer | None = None
         self._stop = False
@@ -216,11 +271,116 @@ class Daemon:
             specs.append(spec)
             log.info("%s: %s port on %s, mac %s", name, port.kind, ifname, port.mac.hex(":"))
         self.fwd = self.factory(self.cfg, specs)
+        self.own_macs = [p.mac for p in self.ports]
+        order = list(self.cfg.interfaces)
+        self.vmacs = [
+            virtual_mac(self.cfg.ha.group_id, order.index(n) if n in order else i)
+            for i, n in enumerate(self.names)
+        ]
         self.server = ctl.CtlServer(ctl.socket_path(self.rundir, self.hostname), self.answer)
+        now = time.time()
+        for comp in self.components:
+            comp.open(self)
+        if self.role == ROLE_INIT:
+            self.become_primary(now, "standalone: no HA negotiation")
         self.pidfile.write_text(f"{os.getpid()}\n")
         log.info("%s listening on %s", self.hostname, self.server.path)
 
+    def add_component(self, comp: Component) -> None:
+        """Host ``comp`` (before ``open``)."""
+        if self.fwd is not None:
+            raise DaemonError(f"component {comp.name!r} added after open()")
+        self.components.append(comp)
+
+    def component(self, name: str) -> Component | None:
+        return next((c for c in self.components if c.name == name), None)
+
+    # ------------------------------------------------------------ roles
+
+    @property
+    def ha_enabled(self) -> bool:
+        return self.cfg.ha.mode != "standalone"
+
+    def enter_hello(self, now: float, reason: str = "HA hello") -> None:
+        """HA negotiation: the member forwards nothing until it is elected."""
+        self._set_active(False)
+        self._set_role(now, ROLE_HELLO, reason)
+
+    def become_primary(self, now: float, reason: str) -> None:
+        """Take traffic: components' ``before_takeover`` first, then forwarder,
+        virtual MACs and gratuitous ARPs."""
+        if self.role == ROLE_PRIMARY:
+            return
+        for comp in self.components:
+            try:
+                comp.before_takeover(now)
+            except Exception:  # noqa: BLE001 - take over anyway, the failure is logged
+                self._error(f"{comp.name}: before_takeover")
+        if self.ha_enabled and self.fwd is not None and hasattr(self.fwd, "set_port_mac"):
+            for i, mac in enumerate(self.vmacs):
+                self.fwd.set_port_mac(i, mac)
+        self._set_active(True)
+        self._set_role(now, ROLE_PRIMARY, reason)
+        if self.ha_enabled:
+            self.announce(now)
+
+    def become_secondary(self, now: float, reason: str) -> None:
+        """Stop forwarding and give the virtual MACs up, then ``after_release``."""
+        if self.role == ROLE_SECONDARY:
+            return
+        was = self.role
+        self._set_active(False)
+        self._garp_left = 0
+        if self.fwd is not None and hasattr(self.fwd, "set_port_mac"):
+            for i, mac in enumerate(self.own_macs):
+                self.fwd.set_port_mac(i, mac)
+        self._set_role(now, ROLE_SECONDARY, reason)
+        if was == ROLE_PRIMARY:
+            for comp in self.components:
+                try:
+                    comp.after_release(now)
+                except Exception:  # noqa: BLE001
+                    self._error(f"{comp.name}: after_release")
+
+    def announce(self, now: float) -> None:
+        """Send gratuitous ARPs now and ``arps - 1`` more, ``arps-interval`` apart."""
+        if self.role != ROLE_PRIMARY:
+            return
+        self._send_garps()
+        self._garp_left = max(0, self.cfg.ha.arps - 1)
+        self._garp_next = now + self.cfg.ha.arps_interval
+
+    def _send_garps(self) -> None:
+        fwd = self.fwd
+        if fwd is None or not hasattr(fwd, "gratuitous_arps"):
+            return
+        n = 0
+        for port in self.ports:
+            try:
+                for oi, frame in fwd.gratuitous_arps(port.index):
+                    self.ports[oi].send(frame)
+                    n += 1
+                port.flush()
+            except Exception:  # noqa: BLE001 - a down port must not stop the takeover
+                self._error(f"{self.names[port.index]}: gratuitous ARP")
+        self.stats["garp_tx"] = self.stats.get("garp_tx", 0) + n
+
+    def _set_active(self, active: bool) -> None:
+        if self.fwd is not None and hasattr(self.fwd, "set_active"):
+            self.fwd.set_active(active)
+
+    def _set_role(self, now: float, role: str, reason: str) -> None:
+        prev, self.role = self.role, role
+        self.role_since, self.role_reason = now, reason
+        self.role_changes += 1
+        log.info("role %s -> %s t=%.6f reason=%s", prev, role, now, reason)
+
     def close(self) -> None:
+        for comp in reversed(self.components):
+            try:
+                comp.close()
+            except Exception:  # noqa: BLE001 - close the rest
+                log.error("%s: close failed:\n%s", comp.name, traceback.format_exc())
         for p in self.ports:
             p.close()
         self.ports.clear()
@@ -270,7 +430,7 @@ class Daemon:
     # ------------------------------------------------------------ control
 
     def snapshot(self, now: float | None = None) -> diag.DiagState:
-        now = time.monotonic() if now is None else now
+        now = time.time() if now is None else now
         infos = {}
         for name, port in zip(self.names, self.ports, strict=True):
             try:
@@ -300,6 +460,7 @@ class Daemon:
 
     def _render_stats(self, state: diag.DiagState, args: Sequence[str]) -> str:
         lines = [f"{k}={v}" for k, v in sorted(self.stats.items())]
+        lines.append(f"role={self.role}")
         for name, port in zip(self.names, self.ports, strict=True):
             lines += [f"{name}.{k}={v}" for k, v in port.counters().items()]
         if self.fwd is not None:
@@ -357,12 +518,24 @@ class Daemon:
         wake_fd = self._wake_r.fileno()
         poller.register(ctl_fd, select.POLLIN)
         poller.register(wake_fd, select.POLLIN)
-        next_expire = time.monotonic() + EXPIRE_INTERVAL
-        log.info("%s forwarding (%d ports, %s)", self.hostname, len(self.ports), self.port_kind)
+        comp_fds: dict[int, Component] = {}
+        comps = self.components
+        next_expire = time.time() + EXPIRE_INTERVAL
+        log.info("%s forwarding (%d ports, %s, %d components)", self.hostname,
+                 len(self.ports), self.port_kind, len(comps))
         while not self._stop:
-            wait = max(0.0, next_expire - time.monotonic())
-            events = poller.poll(int(wait * 1000) + 1)
-            now = time.monotonic()
+            if comps:
+                self._sync_fds(poller, comp_fds)
+            deadline = next_expire
+            for comp in comps:
+                d = comp.next_deadline()
+                if d is not None and d < deadline:
+                    deadline = d
+            if self._garp_left and self._garp_next < deadline:
+                deadline = self._garp_next
+            wait = deadline - time.time()
+            events = poller.poll(int(wait * 1000) + 1 if wait > 0 else 0)
+            now = time.time()
             for fd, _ev in events:
                 port = by_fd.get(fd)
                 if port is not None:
@@ -370,6 +543,12 @@ class Daemon:
                         self._pump(port, now)
                     except Exception:  # noqa: BLE001 - e.g. a bad out port index
                         self._error(f"{self.names[port.index]}: port I/O failed")
+                elif fd in comp_fds:
+                    comp = comp_fds[fd]
+                    try:
+                        comp.on_readable(fd, now)
+                    except Exception:  # noqa: BLE001 - a component bug must not stop forwarding
+                        self._error(f"{comp.name}: on_readable")
                 elif fd == ctl_fd:
                     try:
                         self.server.handle_ready()
@@ -380,6 +559,17 @@ class Daemon:
                         self._wake_r.recv(64)
                     except BlockingIOError:
                         pass
+            for comp in comps:
+                d = comp.next_deadline()
+                if d is not None and now >= d:
+                    try:
+                        comp.on_tick(now)
+                    except Exception:  # noqa: BLE001
+                        self._error(f"{comp.name}: on_tick")
+            if self._garp_left and now >= self._garp_next:
+                self._garp_left -= 1
+                self._garp_next = now + self.cfg.ha.arps_interval
+                self._send_garps()
             if now >= next_expire:
                 next_expire = now + EXPIRE_INTERVAL
                 try:
@@ -388,6 +578,24 @@ class Daemon:
                     self._error("session expiry")
         log.info("%s stopping: %s", self.hostname,
                  " ".join(f"{k}={v}" for k, v in sorted(self.stats.items())))
+
+    def _sync_fds(self, poller: select.poll, comp_fds: dict[int, Component]) -> None:
+        """(Un)register the components' descriptors when they changed."""
+        want: dict[int, Component] = {}
+        for comp in self.components:
+            for fd in comp.fds():
+                want[fd] = comp
+        if want == comp_fds:
+            return
+        for fd in comp_fds.keys() - want.keys():
+            try:
+                poller.unregister(fd)
+            except (KeyError, ValueError):
+                pass
+        for fd in want.keys() - comp_fds.keys():
+            poller.register(fd, select.POLLIN)
+        comp_fds.clear()
+        comp_fds.update(want)
 
 
 def _setup_logging(path: Path) -> None:
@@ -413,6 +621,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="AF_PACKET I/O: PACKET_MMAP rings (default) or plain recv/send")
     p.add_argument("--forwarder", choices=("fgcp", "bridge"), default="fgcp",
                    help="forwarding plane: fgcp (default) or bridge (I/O benchmark stand-in)")
+    p.add_argument("--no-ha", action="store_true",
+                   help="no HA component: the member is primary at once (benchmarks)")
     p.add_argument("--no-prepare", action="store_true",
                    help="leave the namespace alone (no arp/ip/ipv6/offload changes)")
     return p
@@ -434,8 +644,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(Path(args.log) if args.log else rundir / f"{cfg.hostname}.log")
     try:
         ports = parse_ports(args.ports) if args.ports else None
+        components: list[Component] = []
+        if not args.no_ha:
+            from fgcp.hamember import HaMember
+
+            components.append(HaMember())
         daemon = Daemon(cfg, rundir, ports=ports, port_kind=args.port_kind,
-                        forwarder=args.forwarder, prepare=not args.no_prepare)
+                        forwarder=args.forwarder, prepare=not args.no_prepare,
+                        components=components)
         with daemon:
             daemon.run()
     except (DaemonError, OSError) as exc:
