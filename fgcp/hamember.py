@@ -1,0 +1,376 @@
+"""HA glue of the member daemon: heartbeat sockets, carrier polling and diag around fgcp.hafsm.
+
+`HaMember` is a `fgcp.daemon.Component`: it feeds the pure HA state machine with
+received 0x8890 frames, timer ticks and link changes, and turns its actions into I/O.
+
+- One AF_PACKET socket per ``hbdev`` (port3, port4), bound to ethertype 0x8890
+  (outgoing copies ignored); heartbeats are sent when the FSM says so (``hb-interval``).
+- Carrier of the heartbeat and monitored interfaces is read from
+  ``/sys/class/net/<if>/carrier`` every ``POLL_INTERVAL`` (an admin-down link reads
+  as down) -> ``on_hbdev_change`` / ``on_monitor_change``.
+- ``BecomePrimary`` / ``BecomeSecondary`` -> ``daemon.become_primary`` /
+  ``become_secondary`` (the daemon runs the takeover hooks, moves the virtual MACs
+  and sends gratuitous ARPs).  A primary announces itself again (gratuitous ARPs)
+  when a peer joins or a peer leaves the work state, so the fabric follows the
+  real primary after a split brain.
+- Diag: ``get system ha status``, ``diagnose sys ha history read``,
+  ``execute ha failover set 1`` / ``unset 1`` and ``diagnose lab ha`` (key=value
+  lines for scripts: state, primary, peers, frame counters).
+- HA mode ``standalone``: nothing is opened and the daemon makes the member
+  primary at once.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fgcp import hadiag
+from fgcp.hafsm import (
+    WORK,
+    Action,
+    BecomePrimary,
+    BecomeSecondary,
+    FrameDropped,
+    HAStateMachine,
+    PeerJoined,
+    PeerLost,
+    SendHeartbeat,
+)
+from fgcp.hbframe import (
+    ETH_P_FGCP_HB,
+    IF_ADMIN_UP,
+    IF_HA_ELIGIBLE,
+    IF_MONITORED,
+    IF_OPER_UP,
+    STATE_WORK,
+    IfaceRecord,
+)
+
+if TYPE_CHECKING:
+    from fgcp.daemon import Daemon
+    from fgcp.diag import DiagState
+
+log = logging.getLogger("fgcpd.ha")
+
+POLL_INTERVAL = 0.05  # seconds between carrier reads
+SOL_PACKET = 263
+PACKET_IGNORE_OUTGOING = 23
+RECV_BURST = 64  # frames read per readable event
+DROP_LOG_EVERY = 100  # log the 1st, then every Nth dropped frame of a reason
+
+
+class HaError(RuntimeError):
+    """The HA component cannot start (e.g. a heartbeat interface is missing)."""
+
+
+def read_carrier(ifname: str, sysfs: Path = Path("/sys/class/net")) -> bool:
+    """True when ``ifname`` has carrier (admin down or missing reads as False)."""
+    try:
+        return (sysfs / ifname / "carrier").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
+def read_mac(ifname: str, sysfs: Path = Path("/sys/class/net")) -> bytes:
+    """The interface's MAC address (6 zero bytes when unknown)."""
+    try:
+        return bytes.fromhex((sysfs / ifname / "address").read_text().strip().replace(":", ""))
+    except (OSError, ValueError):
+        return bytes(6)
+
+
+def open_hb_socket(ifname: str) -> socket.socket:
+    """Non-blocking AF_PACKET socket on ``ifname`` for ethertype 0x8890 (own frames ignored)."""
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_FGCP_HB))
+    try:
+        s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+        s.bind((ifname, ETH_P_FGCP_HB))
+        s.setblocking(False)
+    except OSError:
+        s.close()
+        raise
+    return s
+
+
+class HaMember:
+    """The HA component (see the module docstring)."""
+
+    name = "ha"
+
+    def __init__(
+        self,
+        ifnames: dict[str, str] | None = None,
+        poll_interval: float = POLL_INTERVAL,
+        sysfs: Path = Path("/sys/class/net"),
+    ) -> None:
+        self.ifnames = dict(ifnames or {})  # FortiOS port name -> kernel interface
+        self.poll_interval = poll_interval
+        self.sysfs = sysfs
+        self.daemon: Daemon | None = None
+        self.fsm: HAStateMachine | None = None
+        self.socks: dict[str, socket.socket] = {}
+        self.by_fd: dict[int, str] = {}
+        self.counters: dict[str, int] = {}
+        self.next_poll = 0.0
+        self._peer_states: dict[str, int] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def ifname(self, port: str) -> str:
+        return self.ifnames.get(port, port)
+
+    @property
+    def enabled(self) -> bool:
+        return self.fsm is not None
+
+    def open(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        cfg = daemon.cfg
+        ha = cfg.ha
+        if ha.mode == "standalone":
+            log.info("HA mode standalone: no heartbeat")
+            return
+        if not ha.hbdev:
+            raise HaError(f"HA mode {ha.mode} needs at least one hbdev")
+        now = time.time()
+        hb_macs = {}
+        for port, _prio in ha.hbdev:
+            ifn = self.ifname(port)
+            if not (self.sysfs / ifn).exists():
+                raise HaError(f"heartbeat interface {ifn!r} (for {port}) does not exist")
+            self._bring_up(ifn)
+            sock = open_hb_socket(ifn)
+            self.socks[port] = sock
+            self.by_fd[sock.fileno()] = port
+            hb_macs[port] = read_mac(ifn, self.sysfs)
+        self.fsm = HAStateMachine(
+            ha,
+            cfg.serial or cfg.hostname,
+            now,
+            hostname=cfg.hostname,
+            boot_ns=time.time_ns(),
+            hb_macs=hb_macs,
+            interfaces=self._inventory(),
+        )
+        self._register_diag()
+        daemon.enter_hello(now, f"HA {ha.mode} group {ha.group_name!r} id {ha.group_id}")
+        log.info("HA %s group %r id %d priority %d hbdev %s monitor %s", ha.mode,
+                 ha.group_name, ha.group_id, ha.priority, [p for p, _ in ha.hbdev],
+                 list(ha.monitor))
+        self._poll_links(now, initial=True)
+        self._apply(now, self.fsm.on_tick(now))
+
+    def close(self) -> None:
+        for s in self.socks.values():
+            s.close()
+        self.socks.clear()
+        self.by_fd.clear()
+
+    def _bring_up(self, ifname: str) -> None:
+        import subprocess
+
+        subprocess.run(["ip", "link", "set", ifname, "up"], check=False, capture_output=True)
+
+    def _inventory(self) -> tuple[IfaceRecord, ...]:
+        assert self.daemon is not None
+        cfg = self.daemon.cfg
+        hb = {p for p, _ in cfg.ha.hbdev}
+        out = []
+        for name in cfg.interfaces:
+            ifn = self.ifname(name)
+            flags = IF_ADMIN_UP
+            if read_carrier(ifn, self.sysfs):
+                flags |= IF_OPER_UP
+            if name in cfg.ha.monitor:
+                flags |= IF_MONITORED
+            if name not in hb:
+                flags |= IF_HA_ELIGIBLE
+            out.append(IfaceRecord(name[:16], read_mac(ifn, self.sysfs), flags))
+        return tuple(out)
+
+    # ------------------------------------------------------------------ loop hooks
+
+    def fds(self) -> list[int]:
+        return list(self.by_fd)
+
+    def next_deadline(self) -> float | None:
+        if self.fsm is None:
+            return None
+        return min(self.fsm.next_deadline(), self.next_poll)
+
+    def on_tick(self, now: float) -> None:
+        if self.fsm is None:
+            return
+        if now >= self.next_poll:
+            self._poll_links(now)
+        self._apply(now, self.fsm.on_tick(now))
+
+    def on_readable(self, fd: int, now: float) -> None:
+        port = self.by_fd.get(fd)
+        if port is None or self.fsm is None:
+            return
+        sock = self.socks[port]
+        for _ in range(RECV_BURST):
+            try:
+                frame = sock.recv(65535)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                self._count("rx_error")
+                log.warning("%s: receive failed: %s", port, exc)
+                break
+            self._apply(now, self.fsm.on_frame(now, port, frame))
+            self._check_peer_states(now)
+
+    def before_takeover(self, now: float) -> None:
+        return
+
+    def after_release(self, now: float) -> None:
+        return
+
+    # ------------------------------------------------------------------ inputs
+
+    def _poll_links(self, now: float, initial: bool = False) -> None:
+        fsm = self.fsm
+        assert fsm is not None
+        self.next_poll = now + self.poll_interval
+        for port in list(fsm.hbdev_up):
+            up = read_carrier(self.ifname(port), self.sysfs)
+            if up != fsm.hbdev_up[port]:
+                log.info("hbdev %s carrier %s t=%.6f", port, "up" if up else "down", now)
+                self._apply(now, fsm.on_hbdev_change(now, port, up))
+        for port in list(fsm.monitor_up):
+            up = read_carrier(self.ifname(port), self.sysfs)
+            if up != fsm.monitor_up[port]:
+                log.info("monitor %s carrier %s t=%.6f", port, "up" if up else "down", now)
+                self._apply(now, fsm.on_monitor_change(now, port, up))
+        if initial:
+            log.info("links: hbdev %s monitor %s", fsm.hbdev_up, fsm.monitor_up)
+
+    def _check_peer_states(self, now: float) -> None:
+        """Re-announce (gratuitous ARPs) when a peer leaves the work state while we are primary."""
+        fsm = self.fsm
+        assert fsm is not None and self.daemon is not None
+        states = {s: p.info.state for s, p in fsm.peers.items()}
+        left_work = [
+            s for s, st in states.items()
+            if st != STATE_WORK and self._peer_states.get(s) == STATE_WORK
+        ]
+        self._peer_states = states
+        if left_work and fsm.state == WORK:
+            log.info("peer %s left the work state: announcing again", ",".join(left_work))
+            self.daemon.announce(now)
+
+    def _apply(self, now: float, actions: Sequence[Action]) -> None:
+        daemon = self.daemon
+        assert daemon is not None
+        for act in actions:
+            if isinstance(act, SendHeartbeat):
+                self._send(act.port, act.frame)
+            elif isinstance(act, BecomePrimary):
+                log.info("HA became primary t=%.6f (from %s): %s", now, act.previous, act.reason)
+                daemon.become_primary(now, act.reason)
+            elif isinstance(act, BecomeSecondary):
+                log.info("HA became secondary t=%.6f (from %s, primary %s): %s", now,
+                         act.previous, act.primary, act.reason)
+                daemon.become_secondary(now, act.reason)
+            elif isinstance(act, PeerJoined):
+                log.info("HA peer joined t=%.6f serial=%s hbdev=%s", now, act.serial, act.port)
+                if daemon.role == "primary":
+                    daemon.announce(now)
+            elif isinstance(act, PeerLost):
+                log.info("HA peer lost t=%.6f serial=%s: %s", now, act.serial, act.reason)
+                self._peer_states.pop(act.serial, None)
+            elif isinstance(act, FrameDropped):
+                n = self._count(f"drop-{act.reason}")
+                if n == 1 or n % DROP_LOG_EVERY == 0:
+                    log.warning("HA frame dropped on %s (%s, #%d): %s", act.port, act.reason,
+                                n, act.detail)
+
+    def _send(self, port: str, frame: bytes) -> None:
+        sock = self.socks.get(port)
+        if sock is None:
+            return
+        try:
+            sock.send(frame)
+        except OSError as exc:
+            # ENETDOWN / ENXIO while the link is down: counted, never fatal.
+            key = "tx_error_linkdown" if exc.errno in (errno.ENETDOWN, errno.ENXIO) else "tx_error"
+            self._count(key)
+
+    def _count(self, key: str) -> int:
+        n = self.counters[key] = self.counters.get(key, 0) + 1
+        return n
+
+    # ------------------------------------------------------------------ diag
+
+    def _register_diag(self) -> None:
+        assert self.daemon is not None
+        t = self.daemon.table
+        t.register("get system ha status", self._render_status, "HA cluster status")
+        t.register("diagnose sys ha history read", self._render_history, "HA event history")
+        t.register("execute ha failover set", self._failover_set,
+                   "force this member to lose the election (argument 1)", max_args=1)
+        t.register("execute ha failover unset", self._failover_unset,
+                   "clear the forced failover (argument 1)", max_args=1)
+        t.register("diagnose lab ha", self._render_lab, "HA state as key=value lines")
+
+    def _render_status(self, state: DiagState, args: Sequence[str]) -> str:
+        assert self.fsm is not None
+        sessions = None
+        fwd = state.forwarder
+        if fwd is not None:
+            try:
+                sessions = len(fwd.sessions)
+            except TypeError:
+                sessions = None
+        return hadiag.render_ha_status(self.fsm.status(time.time()), sessions=sessions)
+
+    def _render_history(self, state: DiagState, args: Sequence[str]) -> str:
+        assert self.fsm is not None
+        return hadiag.render_ha_history(self.fsm.history)
+
+    def _failover(self, args: Sequence[str], flag: bool) -> str:
+        assert self.fsm is not None
+        if list(args) != ["1"]:
+            return "command parse error: expected 1\nCommand fail. Return code -61\n"
+        now = time.time()
+        log.info("execute ha failover %s 1 t=%.6f", "set" if flag else "unset", now)
+        self._apply(now, self.fsm.force_failover(now, flag))
+        if flag:
+            return ("Caution: This command will trigger an HA failover.\n"
+                    "It is intended for testing purposes.\n")
+        return ""
+
+    def _failover_set(self, state: DiagState, args: Sequence[str]) -> str:
+        return self._failover(args, True)
+
+    def _failover_unset(self, state: DiagState, args: Sequence[str]) -> str:
+        return self._failover(args, False)
+
+    def _render_lab(self, state: DiagState, args: Sequence[str]) -> str:
+        fsm = self.fsm
+        assert fsm is not None and self.daemon is not None
+        lines = [
+            f"state={fsm.state}",
+            f"role={self.daemon.role}",
+            f"serial={fsm.serial}",
+            f"primary={fsm.primary or ''}",
+            f"peers={','.join(sorted(fsm.peers))}",
+            f"lost={','.join(sorted(fsm.lost))}",
+            f"hbdev_up={','.join(p for p, u in fsm.hbdev_up.items() if u)}",
+            f"monitor_up={','.join(p for p, u in fsm.monitor_up.items() if u)}",
+            f"failover_set={int(fsm.failover_set)}",
+            f"state_change_time={fsm.state_change_time:.6f}",
+        ]
+        counters = dict(fsm.counters)
+        for k, v in self.counters.items():
+            counters[f"io-{k}"] = v
+        lines += [f"counter.{k}={v}" for k, v in sorted(counters.items())]
+        return "\n".join(lines) + "\n"
