@@ -3,6 +3,13 @@
 Parses packet-ins, asks `topologies.fabric.LearningFabric` what to do and
 sends the resulting OpenFlow messages; logs every flow install/delete with a
 timestamp (the log is the controller log file set up by the launcher).
+
+Every datapath also gets a trap flow (priority ``ARP_TRAP_PRIORITY``): ARP from
+a FortiGate virtual MAC (00:09:0f:09:*) goes to the controller, so a new
+primary's gratuitous ARP is always seen, whatever flows exist.  Each move of a
+virtual MAC is logged as one parseable line::
+
+    reroute t=<epoch seconds> dpid=<hex> mac=<mac> from_port=<n|none> to_port=<n> ip=<ip>
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ from topologies.fabric import (
 )
 
 LOG = logging.getLogger("fgcp.fabric")
+ARP_TRAP_PRIORITY = 30
+VMAC_MATCH = ("00:09:0f:09:00:00", "ff:ff:ff:ff:00:00")
+ETH_TYPE_ARP = 0x0806
 
 
 def garp_address(pkt: packet.Packet) -> str | None:
@@ -78,19 +88,30 @@ class FabricController(app_manager.OSKenApp):
         garp = garp_address(pkt)
         if garp is not None:
             LOG.info(
-                "garp dpid=%016x in_port=%d mac=%s ip=%s",
-                msg.datapath.id, msg.match["in_port"], eth.src, garp,
+                "garp t=%.6f dpid=%016x in_port=%d mac=%s ip=%s",
+                time.time(), msg.datapath.id, msg.match["in_port"], eth.src, garp,
             )
         actions = self.fabric.packet_in(
             msg.datapath.id, msg.match["in_port"], eth.src, eth.dst,
             time.monotonic(), garp_ip=garp,
         )
         self.apply(actions, data=msg.data)
+        self._log_reroutes(garp or "")
+
+    def _log_reroutes(self, ip: str = "") -> None:
+        for r in self.fabric.reroutes:
+            LOG.info(
+                "reroute t=%.6f dpid=%016x mac=%s from_port=%s to_port=%d ip=%s",
+                time.time(), r.dpid, r.mac,
+                "none" if r.old_port is None else r.old_port, r.new_port, ip or "-",
+            )
+        self.fabric.reroutes.clear()
 
     # -- API for other apps / the HA issue --------------------------------
     def steer(self, dpid: int, mac: str, port: int) -> None:
         """Move virtual MAC ``mac`` to ``port`` on datapath ``dpid`` now."""
         self.apply(self.fabric.steer(dpid, mac, port, time.monotonic()))
+        self._log_reroutes()
 
     # -- action -> OpenFlow -----------------------------------------------
     def apply(self, actions: list[Action], data: bytes | None = None) -> None:
@@ -106,6 +127,13 @@ class FabricController(app_manager.OSKenApp):
                     datapath=dp, priority=0, match=parser.OFPMatch(), instructions=inst,
                 ))
                 LOG.info("flow-install dpid=%016x table-miss -> controller", act.dpid)
+                match = parser.OFPMatch(eth_type=ETH_TYPE_ARP, eth_src=VMAC_MATCH)
+                inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, out)]
+                dp.send_msg(parser.OFPFlowMod(
+                    datapath=dp, priority=ARP_TRAP_PRIORITY, match=match, instructions=inst,
+                ))
+                LOG.info("flow-install dpid=%016x arp from %s/%s -> controller "
+                         "priority=%d", act.dpid, *VMAC_MATCH, ARP_TRAP_PRIORITY)
             elif isinstance(act, FlowMod):
                 out = [parser.OFPActionOutput(act.out_port)]
                 inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, out)]

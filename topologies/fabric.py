@@ -70,6 +70,17 @@ class PacketOut:
 Action = TableMiss | FlowMod | FlowDelete | PacketOut
 
 
+@dataclass(frozen=True)
+class Reroute:
+    """A virtual MAC moved by ``steer`` (``old_port`` None: it was unknown)."""
+
+    dpid: int
+    mac: str
+    old_port: int | None
+    new_port: int
+    now: float
+
+
 @dataclass
 class MacEntry:
     port: int
@@ -86,6 +97,7 @@ class LearningFabric:
     learn_priority: int = 10
     steer_priority: int = 20
     tables: dict[int, dict[str, MacEntry]] = field(default_factory=dict)
+    reroutes: list[Reroute] = field(default_factory=list)  # drained by the shim (log)
 
     def switch_up(self, dpid: int) -> list[Action]:
         """A datapath connected: forget what we knew, install the table miss."""
@@ -153,6 +165,8 @@ class LearningFabric:
             old.last_seen = now
             return []
         table[mac] = MacEntry(port, now, steered=True)
+        self.reroutes.append(Reroute(dpid, mac, old.port if old else None, port, now))
+        del self.reroutes[:-256]
         return [
             FlowDelete(dpid, mac, "steer"),
             FlowMod(dpid, mac, port, self.steer_priority, self.idle_timeout, "steer"),

@@ -131,6 +131,33 @@ def config_hostnames(path: Path) -> list[str]:
     return re.findall(r'^\s*set hostname "?([^"\s]+)"?', text, flags=re.MULTILINE)
 
 
+def ha_config_text(text: str, settings: Mapping[str, object]) -> str:
+    """``text`` (a member configuration) with ``set <key> <value>`` lines of
+    ``config system ha`` replaced or added, e.g. {"hb-interval": 1, "override": "enable"}."""
+    lines = text.splitlines()
+    try:
+        start = next(i for i, ln in enumerate(lines) if ln.strip() == "config system ha")
+        end = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "end")
+    except StopIteration:
+        raise LabError("the configuration has no `config system ha` block") from None
+    todo = {k: str(v) for k, v in settings.items()}
+    for i in range(start + 1, end):
+        words = lines[i].split()
+        if len(words) >= 2 and words[0] == "set" and words[1] in todo:
+            lines[i] = f"    set {words[1]} {todo.pop(words[1])}"
+    lines[end:end] = [f"    set {k} {v}" for k, v in todo.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_ha_config(member: str, dest: Path, settings: Mapping[str, object],
+                    base: Path | None = None) -> Path:
+    """Write ``member``'s configuration (default topologies/configs/<member>.conf)
+    with HA ``settings`` applied to ``dest``; returns ``dest``."""
+    src = base if base is not None else CONFIG_DIR / f"{member}.conf"
+    dest.write_text(ha_config_text(src.read_text(), settings))
+    return dest
+
+
 class LabNetwork:
     """Context manager: the whole lab up on enter, everything down on exit.
 
@@ -145,16 +172,19 @@ class LabNetwork:
         servers: int = 1,
         members: int = 2,
         member_mode: MemberMode = "fgcpd",
-        active_members: Sequence[str] = ("fgt1",),
+        active_members: Sequence[str] | None = None,
         configs: Mapping[str, Path | str] | None = None,
         rundir: Path | str | None = None,
         python: str = sys.executable,
         timeout: float = 30.0,
+        wait_ha: bool = True,
     ) -> None:
         if member_mode not in ("fgcpd", "kernel"):
             raise LabError(f"member_mode must be 'fgcpd' or 'kernel', not {member_mode!r}")
         self.topo = FgcpTopo(clients=clients, servers=servers, members=members)
         names = [m.name for m in self.topo.members]
+        if active_members is None:
+            active_members = names
         unknown = [m for m in active_members if m not in names]
         if unknown:
             raise LabError(f"active_members {unknown} not in topology {names}")
@@ -165,6 +195,7 @@ class LabNetwork:
         self._rundir = Path(rundir) if rundir is not None else None
         self.python = python
         self.timeout = timeout
+        self.wait_ha = wait_ha
         self.controller_port = 0
         self.net: Mininet | None = None
         self.controller: subprocess.Popen[bytes] | None = None
@@ -256,6 +287,8 @@ class LabNetwork:
                 self._start_daemon(name)
             for name in self.active_members:
                 self._wait_daemon(name)
+            if self.wait_ha:
+                self.wait_ha_stable()
 
     def _preflight(self) -> None:
         if os.geteuid() != 0:
@@ -401,8 +434,84 @@ class LabNetwork:
 
         wait_until(up, self.timeout, f"{name}'s control socket in {self.rundir}")
 
-    def start_daemon(self, name: str) -> None:
-        """(Re)start ``name``'s fgcpd and wait for its control socket."""
+    # -- HA -----------------------------------------------------------------
+    def ha_state(self, member: str) -> dict[str, str]:
+        """``diagnose lab ha`` of ``member`` as a dict ({} when HA is standalone/down)."""
+        try:
+            text = self.diag(member, "diagnose lab ha")
+        except OSError:
+            return {}
+        lines = text.splitlines()
+        if not lines or not lines[0].startswith("state="):
+            return {}
+        return dict(line.split("=", 1) for line in lines if "=" in line)
+
+    def running_members(self) -> list[str]:
+        return [n for n, p in self.daemons.items() if p.poll() is None]
+
+    def roles(self) -> dict[str, str]:
+        """HA state (hello | work | standby, '' when unknown) of every running member."""
+        return {n: self.ha_state(n).get("state", "") for n in self.running_members()}
+
+    def primaries(self) -> list[str]:
+        return [n for n, st in self.roles().items() if st == "work"]
+
+    def ha_stable(self, members: Sequence[str] | None = None) -> bool:
+        """Every member out of hello, exactly one primary, all agree on it."""
+        members = list(members) if members is not None else self.running_members()
+        states = [self.ha_state(n) for n in members]
+        if not states or any(not st for st in states):
+            return all(not st for st in states)  # all standalone: nothing to wait for
+        if any(st.get("state") not in ("work", "standby") for st in states):
+            return False
+        work = [st for st in states if st["state"] == "work"]
+        if len(work) != 1:
+            return False
+        primary = work[0]["serial"]
+        return all(st.get("primary") == primary for st in states)
+
+    def wait_ha_stable(self, timeout: float | None = None,
+                       members: Sequence[str] | None = None) -> str | None:
+        """Wait until ``ha_stable``; returns the primary member (None when standalone)."""
+        if timeout is None:
+            timeout = self.timeout + 30.0  # hello-holddown up to 20 s by default
+        wait_until(lambda: self.ha_stable(members), timeout,
+                   "one HA primary agreed by every member", interval=0.1)
+        work = self.primaries()
+        return work[0] if work else None
+
+    def kill_daemon(self, name: str, sig: int = signal.SIGKILL, timeout: float = 5.0) -> float:
+        """Signal ``name``'s fgcpd (SIGKILL by default), reap it; returns when (time.time())."""
+        proc = self.daemons.pop(name, None)
+        if proc is None:
+            raise LabError(f"{name}: no fgcpd running")
+        t = time.time()
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+        return t
+
+    def set_links(self, member: str, up: bool, ports: Sequence[str] | None = None) -> float:
+        """Links of ``member`` up/down (default all its ports: "power off"); returns when."""
+        host = self.host(member)
+        names = list(ports) if ports is not None else [
+            i for i in host.intfNames() if i != "lo"]
+        t = time.time()
+        cmd = " ; ".join(f"ip link set {p} {'up' if up else 'down'}" for p in names)
+        host.cmd(cmd)
+        return t
+
+    def start_daemon(self, name: str, config: Path | str | None = None) -> None:
+        """(Re)start ``name``'s fgcpd (optionally with another config) and wait for its
+        control socket."""
+        if config is not None:
+            self.configs[name] = Path(config)
         if self.member_mode != "fgcpd":
             raise LabError("start_daemon needs member_mode='fgcpd'")
         if name in self.daemons and self.daemons[name].poll() is None:
