@@ -447,6 +447,7 @@ class Daemon:
             serial=self.cfg.serial,
             ports=infos,
             stats=dict(self.stats),
+            ha_role=self.role,
         )
 
     def answer(self, line: str) -> str:

@@ -26,7 +26,7 @@ import errno
 import logging
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,10 +108,14 @@ class HaMember:
         ifnames: dict[str, str] | None = None,
         poll_interval: float = POLL_INTERVAL,
         sysfs: Path = Path("/sys/class/net"),
+        opener: Callable[[str], socket.socket] = open_hb_socket,
+        bring_up: bool = True,
     ) -> None:
         self.ifnames = dict(ifnames or {})  # FortiOS port name -> kernel interface
         self.poll_interval = poll_interval
         self.sysfs = sysfs
+        self.opener = opener  # unit tests pass socketpair ends
+        self.bring_up = bring_up
         self.daemon: Daemon | None = None
         self.fsm: HAStateMachine | None = None
         self.socks: dict[str, socket.socket] = {}
@@ -144,8 +148,9 @@ class HaMember:
             ifn = self.ifname(port)
             if not (self.sysfs / ifn).exists():
                 raise HaError(f"heartbeat interface {ifn!r} (for {port}) does not exist")
-            self._bring_up(ifn)
-            sock = open_hb_socket(ifn)
+            if self.bring_up:
+                self._bring_up(ifn)
+            sock = self.opener(ifn)
             self.socks[port] = sock
             self.by_fd[sock.fileno()] = port
             hb_macs[port] = read_mac(ifn, self.sysfs)

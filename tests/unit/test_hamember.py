@@ -1,0 +1,203 @@
+"""HaMember (the daemon's HA component) without root: two members joined by
+socketpairs as heartbeat links, a fake /sys/class/net, simulated time."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from fgcp import diag
+from fgcp.config import load_config
+from fgcp.daemon import virtual_mac
+from fgcp.hamember import HaMember
+from fgcp.model import MemberConfig
+from topologies.lab import CONFIG_DIR, ha_config_text
+
+FAST = {"hb-interval": 1, "hb-lost-threshold": 3, "hello-holddown": 5,
+        "ha-uptime-diff-margin": 5}
+PORTS = ("port1", "port2", "port3", "port4", "port5")
+
+
+class FakeDaemon:
+    """What HaMember uses of fgcp.daemon.Daemon: cfg, table and the role calls."""
+
+    def __init__(self, cfg: MemberConfig) -> None:
+        self.cfg = cfg
+        self.table = diag.default_table()
+        self.role = "init"
+        self.changes: list[tuple[str, float]] = []
+        self.announces = 0
+
+    def enter_hello(self, now: float, reason: str = "") -> None:
+        self.role = "hello"
+
+    def become_primary(self, now: float, reason: str) -> None:
+        if self.role != "primary":
+            self.role = "primary"
+            self.changes.append(("primary", now))
+            self.announces += 1
+
+    def become_secondary(self, now: float, reason: str) -> None:
+        if self.role != "secondary":
+            self.role = "secondary"
+            self.changes.append(("secondary", now))
+
+    def announce(self, now: float) -> None:
+        if self.role == "primary":
+            self.announces += 1
+
+    def diag(self, line: str) -> str:
+        return self.table.run(line, diag.DiagState(cfg=self.cfg, forwarder=None,
+                                                   now=time.time()))
+
+
+class Member:
+    def __init__(self, name: str, tmp: Path, socks: dict[str, socket.socket],
+                 settings: dict[str, object]) -> None:
+        conf = tmp / f"{name}.conf"
+        conf.write_text(ha_config_text((CONFIG_DIR / f"{name}.conf").read_text(), settings))
+        self.cfg = load_config(conf)
+        self.sysfs = tmp / f"sys-{name}"
+        for i, port in enumerate(PORTS):
+            d = self.sysfs / port
+            d.mkdir(parents=True)
+            (d / "carrier").write_text("1\n")
+            (d / "address").write_text(f"02:00:00:00:0{name[-1]}:0{i}\n")
+        self.daemon = FakeDaemon(self.cfg)
+        self.ha = HaMember(sysfs=self.sysfs, opener=lambda ifn: socks[ifn], bring_up=False)
+        self.alive = True
+
+    def carrier(self, port: str, up: bool) -> None:
+        (self.sysfs / port / "carrier").write_text("1\n" if up else "0\n")
+
+    def lab(self) -> dict[str, str]:
+        text = self.daemon.diag("diagnose lab ha")
+        return dict(line.split("=", 1) for line in text.splitlines())
+
+
+def _pairs() -> tuple[dict[str, socket.socket], dict[str, socket.socket]]:
+    a, b = {}, {}
+    for port in ("port3", "port4"):
+        x, y = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        x.setblocking(False)
+        y.setblocking(False)
+        a[port], b[port] = x, y
+    return a, b
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> tuple[Member, Member]:
+    sa, sb = _pairs()
+    m1 = Member("fgt1", tmp_path, sa, FAST)
+    m2 = Member("fgt2", tmp_path, sb, FAST)
+    for m in (m1, m2):
+        m.ha.open(m.daemon)
+    yield m1, m2
+    for m in (m1, m2):
+        m.ha.close()
+
+
+def run(members: tuple[Member, ...], t0: float, t1: float, step: float = 0.02) -> float:
+    t = t0
+    while t < t1:
+        for m in members:
+            if not m.alive:
+                continue
+            for fd in m.ha.fds():
+                m.ha.on_readable(fd, t)
+            deadline = m.ha.next_deadline()
+            if deadline is not None and t >= deadline:
+                m.ha.on_tick(t)
+        t += step
+    return t
+
+
+def test_election_then_heartbeat_loss_failover(cluster: tuple[Member, Member]) -> None:
+    m1, m2 = cluster
+    assert m1.daemon.role == "hello" and m2.daemon.role == "hello"
+    t = run(cluster, time.time(), time.time() + 6.0)
+    assert (m1.daemon.role, m2.daemon.role) == ("primary", "secondary")
+    assert m1.lab()["state"] == "work" and m2.lab()["primary"] == m1.cfg.serial
+    status = m2.daemon.diag("get system ha status")
+    assert "Mode: HA A-P" in status and m1.cfg.serial in status
+
+    m1.alive = False  # SIGKILL: fgt1 sends nothing any more
+    killed = t
+    t = run(cluster, t, t + 1.0)
+    when = next(w for role, w in m2.daemon.changes if role == "primary")
+    # hb-lost-threshold 3 x hb-interval 0.1 s after the last heartbeat heard
+    assert 0.2 <= when - killed <= 0.3 + 0.05
+    assert "is lost" in m2.daemon.diag("diagnose sys ha history read")
+
+
+def test_monitor_failure_and_forced_failover(cluster: tuple[Member, Member]) -> None:
+    m1, m2 = cluster
+    t = run(cluster, time.time(), time.time() + 6.0)
+    m1.carrier("port1", False)
+    t = run(cluster, t, t + 0.5)
+    assert (m1.daemon.role, m2.daemon.role) == ("secondary", "primary")
+    assert "port1 link status changed: 1->0" in m1.daemon.diag("diag sys ha history read")
+    m1.carrier("port1", True)
+    t = run(cluster, t, t + 0.5)
+    # fgt1's HA uptime was reset: fgt2's is more than the 5 s margin longer, it stays
+    assert (m1.daemon.role, m2.daemon.role) == ("secondary", "primary")
+    out = m2.daemon.diag("execute ha failover set 1")
+    assert "failover" in out
+    t = run(cluster, t, t + 0.5)
+    assert (m1.daemon.role, m2.daemon.role) == ("primary", "secondary")
+    assert m2.lab()["failover_set"] == "1"
+    assert "failover set 1" in m2.daemon.diag("diagnose sys ha history read")
+    m2.daemon.diag("execute ha failover unset 1")
+    run(cluster, t, t + 0.5)
+    assert m2.lab()["failover_set"] == "0"
+    assert "parse error" in m2.daemon.diag("execute ha failover set 2")
+
+
+def test_bad_frames_are_counted_and_change_nothing(cluster: tuple[Member, Member]) -> None:
+    m1, m2 = cluster
+    t = run(cluster, time.time(), time.time() + 6.0)
+    injector = m2.ha.socks["port3"]  # frames "from the wire" towards fgt1
+    injector.send(b"\xff" * 6 + b"\x02" * 6 + b"\x88\x90" + b"garbage")
+    injector.send(b"\xff" * 6 + b"\x02" * 6 + b"\x88\x90")
+    t = run(cluster, t, t + 0.3)
+    counters = {k: v for k, v in m1.lab().items() if k.startswith("counter.drop-")}
+    assert sum(int(v) for v in counters.values()) >= 2, counters
+    assert (m1.daemon.role, m2.daemon.role) == ("primary", "secondary")
+
+
+def test_both_heartbeat_links_down_is_split_brain(cluster: tuple[Member, Member]) -> None:
+    m1, m2 = cluster
+    t = run(cluster, time.time(), time.time() + 6.0)
+    m1.carrier("port3", False)
+    t = run(cluster, t, t + 0.5)
+    assert (m1.daemon.role, m2.daemon.role) == ("primary", "secondary")  # one link is enough
+    for m in cluster:
+        m.carrier("port3", False)
+        m.carrier("port4", False)
+    t = run(cluster, t, t + 0.5)
+    assert (m1.daemon.role, m2.daemon.role) == ("primary", "primary")
+    assert "split brain" in m2.daemon.diag("diagnose sys ha history read")
+    for m in cluster:
+        m.carrier("port4", True)
+    announces = m1.daemon.announces
+    run(cluster, t, t + 1.0)
+    assert (m1.daemon.role, m2.daemon.role) == ("primary", "secondary")
+    assert m1.daemon.announces > announces  # the primary re-announces for the fabric
+
+
+def test_standalone_member_opens_nothing(tmp_path: Path) -> None:
+    conf = tmp_path / "solo.conf"
+    conf.write_text(ha_config_text((CONFIG_DIR / "fgt1.conf").read_text(),
+                                   {"mode": "standalone"}))
+    d = FakeDaemon(load_config(conf))
+    ha = HaMember(sysfs=tmp_path, opener=lambda ifn: pytest.fail("opened a socket"))
+    ha.open(d)
+    assert d.role == "init" and ha.fds() == [] and ha.next_deadline() is None
+
+
+def test_virtual_mac_layout() -> None:
+    assert virtual_mac(10, 0) == bytes.fromhex("00090f090a00")
+    assert virtual_mac(10, 1, vcluster=1) == bytes.fromhex("00090f090a81")
