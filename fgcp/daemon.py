@@ -650,6 +650,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from fgcp.hamember import HaMember
 
             components.append(HaMember())
+            from fgcp.syncmember import SyncMember
+
+            components.append(SyncMember())
         daemon = Daemon(cfg, rundir, ports=ports, port_kind=args.port_kind,
                         forwarder=args.forwarder, prepare=not args.no_prepare,
                         components=components)

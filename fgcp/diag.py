@@ -94,6 +94,12 @@ class CommandTable:
     def register(self, words: str, render: Renderer, help: str = "", max_args: int = 0) -> None:
         self.add(Command(tuple(words.split()), render, help, max_args))
 
+    def override(self, words: str, render: Renderer, help: str = "", max_args: int = 0) -> None:
+        """Register ``words``, replacing an existing command of the same words (components)."""
+        key = tuple(words.split())
+        self._commands = [c for c in self._commands if c.words != key]
+        self.add(Command(key, render, help, max_args))
+
     def commands(self) -> list[Command]:
         return sorted(self._commands, key=lambda c: c.words)
 
