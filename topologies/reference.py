@@ -7,8 +7,9 @@ Layout on each member (``member_mode="kernel"`` lab, ``active_members=()``
 preferred; a lab whose fgt1 already holds the gateway addresses is undone):
 
 - port1 198.51.100.(1+i)/24, port2 203.0.113.(1+i)/24, ip_forward=1,
-  nftables ``snat to 203.0.113.1`` on port2 (the VIP, so replies reach
-  whichever member is master);
+  nftables stateful forward filter (new TCP only on a SYN) and ``snat to
+  203.0.113.1`` on port2 (the VIP, so replies reach whichever member is
+  master);
 - keepalived VRRPv3: instance VI_INSIDE on port1 (VIP 198.51.100.1/24) and
   VI_OUTSIDE on port2 (VIP 203.0.113.1/24) in one sync group, multicast
   adverts on the segment itself (as deployed in practice: a member whose
@@ -245,21 +246,21 @@ def render_notify_script(conntrackd_conf: Path, notify_log: Path,
 # keepalived notify script (conntrackd's primary-backup.sh, rendered by fgcp-lab)
 CT="{conntrackd_bin} -C {conntrackd_conf}"
 LOG="{notify_log}"
-step() {{ "$@" >/dev/null 2>&1; echo "$(date +%s.%N) $1 rc=$?" >> "$LOG"; }}
+step() {{ $CT "$1" >/dev/null 2>&1; rc=$?; echo "$(date +%s.%N) conntrackd $1 rc=$rc" >> "$LOG"; }}
 echo "$(date +%s.%N) notify $1" >> "$LOG"
 case "$1" in
   primary)
-    step $CT -c   # commit the external cache into the kernel table
-    step $CT -f   # flush the internal and the external caches
-    step $CT -R   # resynchronize the internal cache with the kernel table
-    step $CT -B   # send a bulk update to the backups
+    step -c   # commit the external cache into the kernel table
+    step -f   # flush the internal and the external caches
+    step -R   # resynchronize the internal cache with the kernel table
+    step -B   # send a bulk update to the backups
     ;;
   backup)
-    step $CT -t   # shorten kernel conntrack timers (zombie entries)
-    step $CT -n   # request a resynchronization with the master
+    step -t   # shorten kernel conntrack timers (zombie entries)
+    step -n   # request a resynchronization with the master
     ;;
   fault)
-    step $CT -t
+    step -t
     ;;
   *)
     echo "usage: $0 primary|backup|fault" >&2
@@ -271,10 +272,23 @@ echo "$(date +%s.%N) done $1" >> "$LOG"
 
 
 def render_nft_ruleset() -> str:
-    """nftables: inside hosts SNAT to the outside VIP on port2 (not VRRP adverts)."""
+    """nftables: a stateful firewall (inside -> outside only, new TCP only on a
+    SYN, as the FortiGate drops mid-stream packets of unknown sessions) and
+    SNAT of the inside hosts to the outside VIP on port2 (not VRRP adverts).
+
+    Without the SYN rule Linux would pick a mid-stream TCP flow up again
+    (``nf_conntrack_tcp_loose``) and the comparison with conntrackd would be moot.
+    """
     return (
         "table ip fgcpref {\n"
-        "    chain post {\n"
+        "    chain filter_fwd {\n"
+        "        type filter hook forward priority filter; policy drop;\n"
+        "        ct state established,related accept\n"
+        '        iifname "port1" oifname "port2" ct state new '
+        "tcp flags & (fin|syn|rst|ack) == syn accept\n"
+        '        iifname "port1" oifname "port2" ct state new meta l4proto != tcp accept\n'
+        "    }\n"
+        "    chain nat_post {\n"
         "        type nat hook postrouting priority srcnat; policy accept;\n"
         f'        oifname "port2" ip saddr {INSIDE_VIP.network} snat to {OUTSIDE_VIP.ip}\n'
         "    }\n"
@@ -310,6 +324,7 @@ class ReferenceCluster:
         self.conntrack_sync = conntrack_sync
         self.procs: dict[str, _Procs] = {m.name: _Procs() for m in members}
         self.failures: list[FailureEvent] = []
+        self.powered_off: set[str] = set()
 
     def __enter__(self) -> Self:
         return self
@@ -325,7 +340,9 @@ class ReferenceCluster:
         raise ReferenceError(f"no reference member {name!r}")
 
     def holds_vip(self, name: str) -> bool:
-        """Whether ``name`` has both VIPs on port1 and port2 right now."""
+        """Whether ``name`` has both VIPs on port1 and port2 (never when powered off)."""
+        if name in self.powered_off:
+            return False  # its addresses are left behind, on links that are down
         host = self.lab.host(name)
         out = host.cmd("ip -o -4 addr show dev port1; ip -o -4 addr show dev port2")
         return f"inet {INSIDE_VIP} " in out and f"inet {OUTSIDE_VIP} " in out
@@ -458,14 +475,28 @@ class ReferenceCluster:
             for proc in (p.keepalived, p.conntrackd):
                 if proc is not None:
                     proc.wait(5)
+            self.powered_off.add(name)
         event = FailureEvent(name, kind, at)
         self.failures.append(event)
         return event
 
     def restore(self, name: str) -> None:
-        """Bring ``name``'s links back up (after link-down); processes are not restarted."""
+        """Undo a fault on ``name``: links up; after ``kill`` also a clean boot
+        (stale VIPs removed, conntrackd and keepalived started again)."""
         host = self.lab.host(name)
+        m = self.member(name)
+        if name in self.powered_off:
+            host.cmd(f"ip addr del {INSIDE_VIP} dev port1; ip addr del {OUTSIDE_VIP} dev port2")
         host.cmd("; ".join(f"ip link set {i} up" for i in host.intfNames() if i != "lo"))
+        if name in self.powered_off:
+            self.powered_off.discard(name)
+            for f in self.procs[name].files:
+                f.close()
+            self.procs[name] = _Procs()
+            if self.conntrack_sync:
+                self._start_conntrackd(m)
+                self._wait_conntrackd(m)
+            self._start_keepalived(m)
 
     def stop(self) -> None:
         """Stop keepalived and conntrackd on every member by PID; safe to call twice."""

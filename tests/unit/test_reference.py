@@ -130,12 +130,34 @@ def test_notify_script_runs_primary_backup_steps_in_order(tmp_path: Path) -> Non
         ["notify", "primary"], ["notify", "backup"], ["notify", "fault"]]
     assert subprocess.run([str(script), "bogus"], check=False,
                           capture_output=True).returncode == 1
+    steps = [ln.split()[1:] for ln in log.read_text().splitlines() if "conntrackd" in ln]
+    assert steps[:4] == [["conntrackd", f, "rc=0"] for f in ("-c", "-f", "-R", "-B")]
 
 
-def test_nft_snat_only_inside_hosts_to_the_outside_vip() -> None:
+def test_notify_script_logs_a_failing_conntrackd_step(tmp_path: Path) -> None:
+    fake = tmp_path / "conntrackd"
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    fake.chmod(0o755)
+    log = tmp_path / "notify.log"
+    script = tmp_path / "primary-backup.sh"
+    script.write_text(render_notify_script(tmp_path / "ct.conf", log, conntrackd_bin=str(fake)))
+    script.chmod(0o755)
+    subprocess.run([str(script), "primary"], check=False)
+    assert "conntrackd -c rc=1" in log.read_text()
+
+
+def test_nft_stateful_filter_and_snat_only_inside_hosts_to_the_outside_vip() -> None:
     text = render_nft_ruleset()
-    assert 'oifname "port2" ip saddr 198.51.100.0/24 snat to 203.0.113.1' in text
+    assert text.count("{") == text.count("}")
+    post = block(text, "chain nat_post")
+    assert 'oifname "port2" ip saddr 198.51.100.0/24 snat to 203.0.113.1' in post
     assert "masquerade" not in text
+    fwd = block(text, "chain filter_fwd")
+    assert "hook forward" in fwd and "policy drop" in fwd
+    assert "ct state established,related accept" in fwd
+    # a mid-stream TCP segment of an unknown session is not accepted as new
+    assert "ct state new tcp flags & (fin|syn|rst|ack) == syn accept" in fwd
+    assert "ct state new accept" not in fwd
 
 
 def test_parse_cache_counts_of_conntrackd_stats() -> None:
