@@ -1,0 +1,272 @@
+"""Failover benchmark: kill the primary's fgcpd N times, measure the traffic gap.
+
+``python -m lab.failover_bench --trials 10`` (root) runs a ping at 10 ms from c1
+to sv1 through the cluster and, per kill, reports the gap seen by the probe
+(receiver timestamps of ping -D), the detection time (survivor's "peer lost"
+log line), the takeover time and the controller's reroute time (its log), at
+hb-interval 1 / hb-lost-threshold 3 and at the FortiOS defaults 2 / 6.
+The probe and log parsers are shared with tests/mininet/test_ha.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Self
+
+PING_LINE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [\d.]+: icmp_seq=(\d+)")
+LOG_T = re.compile(r"t=(\d+\.\d+)")
+
+TIMER_SETS = {"1/3": (1, 3), "2/6": (2, 6)}
+
+
+class BenchError(RuntimeError):
+    """A trial could not be run or measured."""
+
+
+# ----------------------------------------------------------------------------- probe
+
+
+def parse_ping(text: str) -> list[tuple[float, int]]:
+    """(receive time, icmp_seq) of every reply line of ``ping -D`` output."""
+    out = []
+    for line in text.splitlines():
+        m = PING_LINE.match(line.strip())
+        if m:
+            out.append((float(m.group(1)), int(m.group(2))))
+    return out
+
+
+def max_gap(replies: Sequence[tuple[float, int]], start: float | None = None,
+            end: float | None = None) -> tuple[float, float]:
+    """Longest time between consecutive replies (within [start, end] when given);
+    returns (gap seconds, time the gap began).  No reply at all: (inf, start)."""
+    times = sorted(t for t, _ in replies
+                   if (start is None or t >= start) and (end is None or t <= end))
+    if start is not None and (not times or times[0] > start):
+        times.insert(0, start)
+    if end is not None and (not times or times[-1] < end):
+        times.append(end)
+    if len(times) < 2:
+        return float("inf"), start or 0.0
+    best, at = 0.0, times[0]
+    for a, b in itertools.pairwise(times):
+        if b - a > best:
+            best, at = b - a, a
+    return best, at
+
+
+class PingProbe:
+    """``ping -D -n -i <interval>`` from a Mininet host; ``stop()`` -> replies."""
+
+    def __init__(self, host: Any, dst: str, interval: float = 0.01) -> None:
+        self.host = host
+        self.dst = dst
+        self.interval = interval
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.out = tempfile.NamedTemporaryFile(prefix="fgcp-ping-", suffix=".txt")  # noqa: SIM115
+        self.started = 0.0
+
+    def start(self) -> Self:
+        self.started = time.time()
+        self.proc = self.host.popen(
+            ["ping", "-D", "-n", "-i", str(self.interval), "-W", "1", self.dst],
+            stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        return self
+
+    def stop(self) -> list[tuple[float, int]]:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.out.flush()
+        text = Path(self.out.name).read_text(errors="replace")
+        self.out.close()
+        return parse_ping(text)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop()
+
+
+# ----------------------------------------------------------------------------- logs
+
+
+def first_log_time(path: Path, needle: str, after: float) -> float | None:
+    """The ``t=`` of the first line containing ``needle`` with t >= ``after``."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if needle in line:
+            m = LOG_T.search(line)
+            if m and float(m.group(1)) >= after:
+                return float(m.group(1))
+    return None
+
+
+@dataclass
+class Trial:
+    killed: str
+    new_primary: str
+    gap: float  # seconds, from the probe's receive timestamps
+    detect: float | None  # kill -> survivor logs the peer lost
+    takeover: float | None  # kill -> survivor becomes primary
+    reroute: float | None  # kill -> controller moves the virtual MAC (first reroute line)
+
+
+def kill_trial(lab: Any, client: str = "c1", server_ip: str = "203.0.113.11",
+               warmup: float = 0.5, settle: float = 1.0, timeout: float = 20.0) -> Trial:
+    """SIGKILL the primary's fgcpd under a 10 ms ping; restart it; measure."""
+    primary = lab.wait_ha_stable()
+    if primary is None:
+        raise BenchError("no HA primary (standalone configuration?)")
+    others = [m for m in lab.running_members() if m != primary]
+    probe = PingProbe(lab.host(client), server_ip).start()
+    try:
+        time.sleep(warmup)
+        t_kill = lab.kill_daemon(primary)
+        deadline = time.time() + timeout
+        new = None
+        while time.time() < deadline and new is None:
+            work = [m for m in others if lab.ha_state(m).get("state") == "work"]
+            new = work[0] if work else None
+            time.sleep(0.05)
+        if new is None:
+            raise BenchError(f"no member took over within {timeout:.0f} s after killing {primary}")
+        time.sleep(settle)
+    finally:
+        replies = probe.stop()
+    gap, _ = max_gap(replies, start=t_kill - warmup / 2, end=time.time() - 0.1)
+    log = lab.member_log(new)
+    trial = Trial(
+        killed=primary,
+        new_primary=new,
+        gap=gap,
+        detect=_since(first_log_time(log, "HA peer lost", t_kill), t_kill),
+        takeover=_since(first_log_time(log, "HA became primary", t_kill), t_kill),
+        reroute=_since(first_log_time(lab.controller_log, "reroute t=", t_kill), t_kill),
+    )
+    lab.start_daemon(primary)
+    lab.wait_ha_stable()
+    return trial
+
+
+def _since(t: float | None, t0: float) -> float | None:
+    return None if t is None else t - t0
+
+
+# ----------------------------------------------------------------------------- runner
+
+
+def bench_settings(hb_interval: int, hb_lost_threshold: int) -> dict[str, object]:
+    """HA settings of a run: the timers under test; hello-holddown 5 s and
+    ha-uptime-diff-margin 5 s so that a restarted member rejoins as secondary quickly."""
+    return {"hb-interval": hb_interval, "hb-lost-threshold": hb_lost_threshold,
+            "hello-holddown": 5, "ha-uptime-diff-margin": 5}
+
+
+def run_set(hb_interval: int, hb_lost_threshold: int, trials: int,
+            rundir: Path) -> list[Trial]:
+    from topologies.lab import LabNetwork, write_ha_config
+
+    rundir.mkdir(parents=True, exist_ok=True)
+    settings = bench_settings(hb_interval, hb_lost_threshold)
+    configs = {m: write_ha_config(m, rundir / f"{m}.conf", settings) for m in ("fgt1", "fgt2")}
+    results = []
+    with LabNetwork(configs=configs, rundir=rundir) as lab:
+        lab.wait_ha_stable()
+        ok = lab.host("c1").cmd("ping -c 3 -i 0.2 -W 1 203.0.113.11")
+        if " 0% packet loss" not in ok and "3 received" not in ok:
+            time.sleep(1.0)
+        for i in range(trials):
+            t = kill_trial(lab)
+            results.append(t)
+            print(f"  [{hb_interval}/{hb_lost_threshold}] trial {i + 1}: killed {t.killed}, "
+                  f"gap {t.gap * 1000:.0f} ms", file=sys.stderr, flush=True)
+    return results
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1000:.0f}"
+
+
+def summarize(results: dict[str, list[Trial]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, trials in results.items():
+        hb, thr = TIMER_SETS[name]
+        row: dict[str, Any] = {"timers": name, "trials": len(trials),
+                               "budget": hb * 0.1 * thr + 0.3}
+        for key in ("gap", "detect", "takeover", "reroute"):
+            vals = [getattr(t, key) for t in trials if getattr(t, key) is not None]
+            row[f"{key}_median"] = statistics.median(vals) if vals else None
+            row[f"{key}_max"] = max(vals) if vals else None
+        rows.append(row)
+    return rows
+
+
+def render(rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="FGCP failover: SIGKILL of the primary's fgcpd, ping c1 -> sv1 every 10 ms")
+    table.add_column("hb-interval / lost-threshold")
+    table.add_column("trials", justify="right")
+    table.add_column("budget ms", justify="right")
+    for key in ("gap", "detect", "takeover", "reroute"):
+        table.add_column(f"{key} median ms", justify="right")
+        table.add_column(f"{key} max ms", justify="right")
+    for r in rows:
+        hb, thr = TIMER_SETS[r["timers"]]
+        table.add_row(
+            f"{hb * 100} ms x {thr}", str(r["trials"]), f"{r['budget'] * 1000:.0f}",
+            *(x for k in ("gap", "detect", "takeover", "reroute")
+              for x in (_ms(r[f"{k}_median"]), _ms(r[f"{k}_max"]))),
+        )
+    Console().print(table)
+    Console().print("gap: longest interval between ping replies (receiver timestamps); "
+                    "detect/takeover: survivor's log; reroute: controller's log; "
+                    "all from the kill.")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lab.failover_bench", description=__doc__)
+    p.add_argument("--trials", type=int, default=10)
+    p.add_argument("--timers", default="1/3,2/6",
+                   help="comma-separated hb-interval/hb-lost-threshold sets (1/3, 2/6)")
+    p.add_argument("--rundir", default=None)
+    args = p.parse_args(argv)
+    sets = [s.strip() for s in args.timers.split(",") if s.strip()]
+    bad = [s for s in sets if s not in TIMER_SETS]
+    if bad:
+        p.error(f"unknown timer sets {bad} (known: {', '.join(TIMER_SETS)})")
+    base = Path(args.rundir or tempfile.mkdtemp(prefix="fgcp-failover-", dir="/run"))
+    results = {}
+    for name in sets:
+        hb, thr = TIMER_SETS[name]
+        results[name] = run_set(hb, thr, args.trials, base / name.replace("/", "-"))
+    render(summarize(results))
+    print(f"logs: {base}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
