@@ -478,6 +478,12 @@ class Daemon:
             log.error("%s: %d errors so far (tracebacks after the first %d not logged)",
                       what, n, TRACEBACKS_LOGGED)
 
+    def _io_error(self, what: str, exc: OSError) -> None:
+        """An I/O error (link down, ...): counted, one log line, no traceback."""
+        n = self.stats["io_errors"] = self.stats.get("io_errors", 0) + 1
+        if n <= TRACEBACKS_LOGGED or n % LOG_EVERY == 0:
+            log.warning("%s: %s (I/O error %d)", what, exc, n)
+
     def _pump(self, port: ring.RingPort | ring.PlainPort, now: float) -> None:
         fwd = self.fwd
         assert fwd is not None
@@ -548,6 +554,8 @@ class Daemon:
                     comp = comp_fds[fd]
                     try:
                         comp.on_readable(fd, now)
+                    except OSError as exc:  # e.g. ENETDOWN on a link going down
+                        self._io_error(f"{comp.name}: on_readable", exc)
                     except Exception:  # noqa: BLE001 - a component bug must not stop forwarding
                         self._error(f"{comp.name}: on_readable")
                 elif fd == ctl_fd:
@@ -565,6 +573,8 @@ class Daemon:
                 if d is not None and now >= d:
                     try:
                         comp.on_tick(now)
+                    except OSError as exc:
+                        self._io_error(f"{comp.name}: on_tick", exc)
                     except Exception:  # noqa: BLE001
                         self._error(f"{comp.name}: on_tick")
             if self._garp_left and now >= self._garp_next:

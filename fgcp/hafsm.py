@@ -373,6 +373,14 @@ class HAStateMachine:
             actions.append(PeerJoined(info.serial, port))
             self.next_hb = min(self.next_hb, now)  # let it hear from us at once
         old = peer.info
+        if old is not info and info.seq and old.seq and info.seq <= old.seq:
+            # An older frame that went by another hbdev (the sender's counter is
+            # shared by its heartbeat ports): proof of life only; its state is stale
+            # and must not undo what a newer frame said.
+            peer.rx_time = max(peer.rx_time, now)
+            peer.rx_by_port[port] = now
+            self.counters["rx-stale"] = self.counters.get("rx-stale", 0) + 1
+            return actions
         peer.info, peer.rx_time = info, now
         peer.rx_by_port[port] = now
         if old.state != info.state and old is not info:
