@@ -193,6 +193,22 @@ def prepare_namespace(ifnames: Sequence[str]) -> None:
         _run(["ethtool", "-K", ifname, *OFFLOADS])
 
 
+def _clear_socket_error(fd: int) -> None:
+    """Consume a pending socket error (ENETDOWN left by a link that went down and
+    came back): otherwise the next transmit kick fails with it and the frames
+    queued in the tx ring wait for the kick after (the first GARP was lost)."""
+    try:
+        dup = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    try:
+        dup.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    except OSError:
+        pass
+    finally:
+        dup.close()
+
+
 class Daemon:
     """One member: ports, forwarding plane, control socket; ``run`` until stopped."""
 
@@ -356,6 +372,7 @@ class Daemon:
             return
         n = 0
         for port in self.ports:
+            _clear_socket_error(port.fileno())
             try:
                 for oi, frame in fwd.gratuitous_arps(port.index):
                     self.ports[oi].send(frame)
