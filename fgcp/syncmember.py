@@ -258,6 +258,7 @@ class SyncMember:
         self._last_tick = now
         self.receiver = SyncReceiver(self.serial, self.ha.group_id, self.key, self.tuning)
         self._check_links(now, force=True)
+        self._send(self.receiver.poll(now))  # HELLO at once: a joining member asks for its bulk
         self._report_sync(now)
         log.info("session sync: links %s (sync) / %s (hb fallback), pickup=%s "
                  "connectionless=%s delay=%s (%.1f s)", ",".join(self.sync_names) or "-",
@@ -386,6 +387,7 @@ class SyncMember:
             self.counters["released_sessions"] += fwd.sessions.clear()
         self.receiver = SyncReceiver(self.serial, self.ha.group_id, self.key, self.tuning)
         self._apply_links()
+        self._send(self.receiver.poll(now))
         self._report_sync(now)
 
     def _install(self, records: Any, fwd: Any, now: float) -> None:
