@@ -9,7 +9,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$REPO/.venv"
 STAMP="$VENV/.fgcp-lab-installed"
-PACKAGES=(mininet openvswitch-switch tshark iperf3 ethtool nftables conntrackd
+PACKAGES=(mininet openvswitch-switch tshark iperf3 ethtool nftables conntrackd conntrack
           keepalived iproute2 iputils-ping python3-venv make tcpdump procps)
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 
