@@ -19,6 +19,8 @@ examples:
   fgcp-lab check-config topologies/configs/fgt1.conf
   sudo .venv/bin/fgcp-lab bench
   sudo .venv/bin/fgcp-lab topo --demo
+  sudo .venv/bin/fgcp-lab run lab/scenarios/default.yaml
+  sudo .venv/bin/fgcp-lab compare
 """
 
 
@@ -44,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("topo", help="build the Mininet lab / run the demo (root)",
                        add_help=False)
     t.add_argument("args", nargs=argparse.REMAINDER)
+    for name, text in (("run", "failover experiment from a YAML scenario (root)"),
+                       ("compare", "same scenario on fgcpd and keepalived + conntrackd (root)"),
+                       ("soak", "consecutive failovers alternating the primary (root)")):
+        sub.add_parser(name, help=text, add_help=False).add_argument(
+            "args", nargs=argparse.REMAINDER)
     return p
 
 
@@ -63,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Subcommands that own their parsers get the rest of the line verbatim
     # (including -h), so their help is their own.
-    if argv and argv[0] in ("check-config", "bench", "topo"):
+    if argv and argv[0] in ("check-config", "bench", "topo", "run", "compare", "soak"):
         return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.cmd == "diag":
@@ -90,6 +97,10 @@ def _delegate(cmd: str, rest: list[str]) -> int:
             print(f"fgcp-lab topo: not available ({exc})", file=sys.stderr)
             return 2
         return topo_main(rest)
+    if cmd in ("run", "compare", "soak"):
+        from lab.cli import main as lab_main
+
+        return lab_main(cmd, rest)
     raise AssertionError(f"unhandled command {cmd!r}")
 
 
