@@ -128,7 +128,7 @@ def main(cmd: str, argv: Sequence[str]) -> int:
     out = args.out or Path("results") / f"{sc.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     from rich.console import Console
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 150)
     old = signal.signal(signal.SIGTERM, _sigterm)
     try:
         return _run(cmd, sc, out, console, not args.no_live)

@@ -88,11 +88,16 @@ def flow_rows(probes: dict[str, dict[str, Any]], end: float) -> list[dict[str, A
     udp = probes.get("udp")
     if udp:
         sink = {f["id"]: f for f in udp.get("sink", {}).get("flows", [])}
+        # the sink outlives the source: silence after the source stopped is no outage
+        src_end = (udp.get("source") or {}).get("ended") or end
         for r in udp["flows"]:
             k = sink.get(r["id"], {})
             gaps = list(r.get("gaps") or [])
-            tail = k.get("trailing_gap")
-            if tail:
+            last = k.get("last_arrival")
+            tail = None
+            if last is None or src_end - last > 0.5:
+                tail = Gap(last or src_end, max(src_end, last or src_end),
+                           resumed=False).to_dict()
                 gaps.append(tail)
             rows.append({
                 "id": f"udp-{r['id']}", "kind": "udp", "survived": tail is None and bool(k),
@@ -558,9 +563,9 @@ class Progress:
         if self._live is not None:
             self._live.__exit__(*exc)
             self._live = None
-        if self.console is not None:
-            for line in self.lines:
-                self.console.print(f"  {line}", highlight=False)
+            if self.console is not None:  # the live panel was transient: keep the events
+                for line in self.lines:
+                    self.console.print(f"  {line}", highlight=False)
 
     def status(self, phase: str) -> None:
         self.phase = phase
@@ -570,6 +575,8 @@ class Progress:
 
     def note(self, line: str) -> None:
         self.lines.append(line)
+        if self._live is None and self.console is not None:
+            self.console.print(f"  {self.system}: {line}", highlight=False)
         self.refresh()
 
     def refresh(self) -> None:
@@ -577,6 +584,7 @@ class Progress:
             self._live.update(self.render())
 
     def render(self) -> Any:
+        from rich.markup import escape
         from rich.panel import Panel
         from rich.progress_bar import ProgressBar
         from rich.table import Table
@@ -595,7 +603,7 @@ class Progress:
             grid.add_row("sync lag", self.lag)
         for line in self.lines[-6:]:
             grid.add_row("event", line)
-        return Panel(grid, title=f"{self.sc.name} [{self.system}]", expand=False)
+        return Panel(grid, title=escape(f"{self.sc.name} [{self.system}]"), expand=False)
 
 
 # =============================================================================

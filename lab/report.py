@@ -39,14 +39,13 @@ def fault_table_rows(result: dict[str, Any]) -> list[list[str]]:
     for f in result["faults"]:
         tr = f.get("traffic", {})
         tcp = tr.get("tcp")
-        tcp_txt = "-"
+        kept = "-"
         if tcp:
-            kept = tcp["flows"] - tcp["not_resumed"]
-            tcp_txt = f"{kept}/{tcp['flows']} kept, gap {_ms(tcp['max_gap_ms'])}"
+            kept = f"{tcp['flows'] - tcp['not_resumed']}/{tcp['flows']}"
         rows.append([
-            f"+{f['t'] - t0:.2f} s", f["kind"], f["member"], f.get("new_primary") or "-",
+            f"+{f['t'] - t0:.2f}", f["kind"], f["member"], f.get("new_primary") or "-",
             _ms(f.get("detect_ms")), _ms(f.get("takeover_ms")), _ms(f.get("reroute_ms")),
-            tcp_txt,
+            kept, _ms((tcp or {}).get("max_gap_ms")),
             _ms((tr.get("udp") or {}).get("max_gap_ms")),
             _ms((tr.get("ping") or {}).get("max_gap_ms")),
             _ms((tr.get("short_tcp") or {}).get("max_gap_ms")),
@@ -54,8 +53,10 @@ def fault_table_rows(result: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-FAULT_COLUMNS = ("at", "fault", "member", "new primary", "detect ms", "takeover ms",
-                 "reroute ms", "TCP streams", "UDP gap ms", "ping gap ms", "short TCP fail ms")
+FAULT_COLUMNS = ("at s", "fault", "member", "new primary", "detect", "takeover",
+                 "reroute", "TCP kept", "TCP gap", "UDP gap", "ping gap", "short fail")
+TABLE_CAPTION = ("times in ms after the fault (member/controller logs); gaps: longest "
+                 "silence around the fault at the receivers")
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
@@ -97,14 +98,16 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
 def print_summary(result: dict[str, Any], console: Any = None) -> None:
     """The summary table and lines on a rich console."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
     sc = result["scenario"]
-    table = Table(title=f"{sc['name']} [{result['system']}]: {sc['description']}")
+    table = Table(title=escape(f"{sc['name']} [{result['system']}]: {sc['description']}"),
+                  caption=TABLE_CAPTION)
     for col in FAULT_COLUMNS:
-        table.add_column(col, justify="left" if col in ("fault", "member", "new primary",
-                                                         "TCP streams") else "right")
+        table.add_column(col, justify="left" if col in ("fault", "member", "new primary")
+                         else "right")
     for row in fault_table_rows(result):
         table.add_row(*row)
     console.print(table)
@@ -135,8 +138,10 @@ def _throughput(result: dict[str, Any]) -> tuple[list[float], list[float]] | Non
     if not tl or not tl.get("bins"):
         return None
     t0 = result["started"]
-    xs = [tl["start"] + b * tl["bin_s"] - t0 for b, _ in tl["bins"]]
-    ys = [n / tl["bin_s"] for _, n in tl["bins"]]
+    counts = {int(b): n for b, n in tl["bins"]}  # bins without arrivals are absent
+    first, last = min(counts), max(counts)
+    xs = [tl["start"] + b * tl["bin_s"] - t0 for b in range(first, last + 2)]
+    ys = [counts.get(b, 0) / tl["bin_s"] for b in range(first, last + 2)]
     return xs, ys
 
 
@@ -242,7 +247,8 @@ overflow-x:auto;max-height:30em}details{margin:.5em 0}"""
 
 def result_html(result: dict[str, Any], png: Path | None = None) -> str:
     """The HTML body of one system's result: table, summary, plot, configs, HA history."""
-    parts = [_table_html(FAULT_COLUMNS, fault_table_rows(result)), "<ul>"]
+    parts = [_table_html(FAULT_COLUMNS, fault_table_rows(result)),
+             f"<p><small>{html.escape(TABLE_CAPTION)}</small></p><ul>"]
     parts += [f"<li>{html.escape(line)}</li>" for line in summary_lines(result)]
     parts.append("</ul>")
     parts.append(_img_html(png))

@@ -1,0 +1,145 @@
+"""Failover experiments end to end (issue 5 acceptance): short runs of shipped scenarios
+checked against the expected outcome in their JSON, `fgcp-lab compare` on a small
+workload, and Ctrl-C tearing everything down. Fast HA timers (hb-interval 1, threshold 3).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lab.experiment import run_experiment
+from lab.report import write_reports
+from lab.scenario import Scenario, load_scenario
+from topologies.lab import REPO_ROOT, existing_lab_names
+
+SMALL_TRAFFIC = {"conns": 8, "rate": 50.0}
+
+
+@pytest.fixture
+def out_dir(tmp_path: Path, request: pytest.FixtureRequest, artefact_dir: Path) -> Iterator[Path]:
+    yield tmp_path
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or rep.failed:
+        shutil.copytree(tmp_path, artefact_dir, dirs_exist_ok=True)
+
+
+def small(name: str, **changes: Any) -> Scenario:
+    """A shipped scenario with a small TCP workload and a short settle time."""
+    sc = load_scenario(name)
+    traffic = {k: dict(v) for k, v in sc.traffic.items()}
+    traffic["tcp"].update(SMALL_TRAFFIC)
+    return dataclasses.replace(sc, traffic=traffic, settle=changes.pop("settle", 2.5), **changes)
+
+
+def run(sc: Scenario, out: Path) -> dict[str, Any]:
+    result = run_experiment(sc, out, "fgcp", console=None, live=False)
+    paths = write_reports(result, out)
+    data = json.loads(paths["json"].read_text())
+    assert paths["png"].stat().st_size > 0 and paths["html"].is_file()
+    assert data["cluster"]["member_errors"] == {m: [] for m in sc.member_names()}
+    return data
+
+
+def test_kill_primary_with_pickup_every_tcp_stream_survives(out_dir: Path) -> None:
+    data = run(small("default"), out_dir)
+    f = data["faults"][0]
+    assert (f["kind"], f["member"], f["new_primary"]) == ("kill-primary", "fgt1", "fgt2")
+    tcp = data["summary"]["tcp"]
+    assert tcp["survived"] == tcp["flows"] == SMALL_TRAFFIC["conns"], data["flows"]
+    assert tcp["lost_bytes"] == 0
+    assert f["detect_ms"] is not None and f["detect_ms"] < 1000
+    assert f["reroute_ms"] is not None
+    assert data["summary"]["ping"]["resumed"] == 1
+    assert data["summary"]["udp"]["resumed"] == data["summary"]["udp"]["flows"]
+    assert "is lost" in data["members"]["fgt2"]["ha_history"]
+
+
+def test_kill_primary_without_pickup_no_tcp_stream_survives(out_dir: Path) -> None:
+    data = run(small("pickup-off"), out_dir)
+    assert data["faults"][0]["new_primary"] == "fgt2"
+    tcp = data["summary"]["tcp"]
+    assert tcp["flows"] == SMALL_TRAFFIC["conns"] and tcp["survived"] == 0, data["flows"]
+    assert data["summary"]["ping"]["resumed"] == 1  # new flows still pass the new primary
+    assert data["summary"]["short_tcp"]["ok"] > 0
+
+
+def test_split_brain_is_recorded_and_resolved(out_dir: Path) -> None:
+    data = run(small("split-brain"), out_dir)
+    sb = data["cluster"]["split_brain"]
+    assert sb["detected"] and sb["resolved"], data["cluster"]
+    histories = "".join(m["ha_history"] for m in data["members"].values())
+    assert "split brain" in histories
+    assert data["faults"][0]["restored_at"] is not None
+    assert sum(1 for r in data["cluster"]["roles_end"].values() if r == "work") == 1
+
+
+def test_compare_json_holds_both_systems(tmp_path: Path) -> None:
+    out = tmp_path / "cmp"
+    cmd = [sys.executable, "-m", "fgcp.cli", "compare", "compare", "--conns", "8",
+           "--settle", "2.5", "--no-live", "--out", str(out)]
+    proc = subprocess.run(cmd, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    data = json.loads((out / "compare.json").read_text())
+    assert set(data["systems"]) == {"fgcp", "reference"}
+    for system in ("fgcp", "reference"):
+        r = data["systems"][system]
+        assert r["summary"]["tcp"]["flows"] == 8
+        assert r["faults"][0]["kind"] == "power-off"
+    assert data["systems"]["fgcp"]["summary"]["tcp"]["survived"] == 8
+    assert "hb-interval 100 ms x hb-lost-threshold 3" in data["settings"]["fgcp"]
+    assert "advert_int 100 ms" in data["settings"]["reference"]
+    assert (out / "compare.png").stat().st_size > 0
+    assert "keepalived + conntrackd" in proc.stdout
+
+
+def _our_processes() -> list[str]:
+    out = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                cmd = (p / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if "/run/fgcp-run-fgcp-" in cmd:
+                out.append(f"{p.name}: {cmd}")
+    return out
+
+
+def test_ctrl_c_tears_everything_down(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "fgcp.cli", "run", "default", "--conns", "4", "--no-live",
+           "--settle", "30", "--out", str(tmp_path / "run")]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "COLUMNS": "150"})
+    assert proc.stdout is not None
+    seen = []
+    try:
+        deadline = time.monotonic() + 90
+        for line in proc.stdout:
+            seen.append(line)
+            if "kill-primary on" in line or "settling" in line:
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+        assert _our_processes(), "the experiment's daemons should be running"
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, "".join(seen) + (rest or "")
+    assert "interrupted" in rest
+    assert existing_lab_names() == []
+    assert _our_processes() == []
