@@ -70,6 +70,7 @@ IFF_RUNNING = 0x40
 RCVBUF = 8 << 20
 LINK_CHECK = 0.1  # seconds between carrier checks
 PEER_SILENCE = 5.0  # a secondary silent this long is dropped (its HELLO brings it back)
+FLUSH_DELAY = 0.002  # a partly filled DATA frame waits this long (engine default 10 ms): lag
 GC_THRESHOLD = (100_000, 50, 100)  # big tables: default gen-0 threshold makes GC dominate
 _ETYPE = struct.pack("!H", ETH_P_FGCP_SYNC)
 
@@ -188,7 +189,7 @@ class SyncMember:
                  clock: Callable[[], float] = time.time, boot_id: int | None = None,
                  tune_gc: bool = True) -> None:
         self.link_factory: LinkFactory = link_factory or PacketLink
-        self.tuning = tuning or SyncTuning()
+        self.tuning = tuning or SyncTuning(flush_delay=FLUSH_DELAY)
         self.delay_s = delay_s
         self.clock = clock
         self.boot_id = boot_id if boot_id is not None else int.from_bytes(os.urandom(4), "big")
