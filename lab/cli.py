@@ -153,6 +153,8 @@ def _run(cmd: str, sc: Any, out: Path, console: Any, live: bool) -> int:
     except ImportError:
         pass
     try:
+        result: dict[str, Any] = {}
+        cmp: dict[str, Any] = {}
         if cmd == "compare":
             from lab.compare import print_compare, run_compare, write_compare
 
@@ -176,6 +178,15 @@ def _run(cmd: str, sc: Any, out: Path, console: Any, live: bool) -> int:
         console.print(f"  logs: {out}")
         return 1
     console.print("  results: " + ", ".join(str(p) for p in paths.values()), highlight=False)
+    checked = cmp["systems"]["fgcp"] if cmd == "compare" else result
+    if sc.expect:
+        failures = checked["expect_failures"]
+        for line in failures:
+            console.print(f"[bold red]  expectation failed: {line}[/bold red]")
+        if failures:
+            return 1
+        console.print("  expectations met: " + ", ".join(f"{k}={v}" for k, v in
+                                                          sc.expect.items()), highlight=False)
     return 0
 
 

@@ -227,6 +227,33 @@ def _pcts(values: Sequence[float]) -> dict[str, float | None]:
     return {k: round(v, 1) for k, v in percentiles(values).items()}
 
 
+def check_expectations(expect: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    """What the scenario's ``expect:`` section says and the result contradicts
+    (empty list: every expectation holds)."""
+    bad = []
+    tcp = result["summary"].get("tcp") or {}
+    if "tcp_survived" in expect:
+        want, got, total = expect["tcp_survived"], tcp.get("survived", 0), tcp.get("flows", 0)
+        ok = (got == total if want == "all" else got == 0 if want == "none" else got >= want)
+        if not ok:
+            bad.append(f"tcp_survived: expected {want}, got {got}/{total}")
+    if "split_brain" in expect:
+        sb = result["cluster"]["split_brain"]
+        if expect["split_brain"] == "resolved" and not (sb["detected"] and sb["resolved"]):
+            bad.append(f"split_brain: expected resolved, got {sb}")
+        if expect["split_brain"] == "none" and sb["detected"]:
+            bad.append("split_brain: expected none, one was detected")
+    if "max_tcp_gap_ms" in expect:
+        gap = tcp.get("max_gap_ms")
+        if gap is None or gap > expect["max_tcp_gap_ms"]:
+            bad.append(f"max_tcp_gap_ms: expected <= {expect['max_tcp_gap_ms']}, got {gap}")
+    if expect.get("member_errors") == "none":
+        errs = {m: e for m, e in result["cluster"]["member_errors"].items() if e}
+        if errs:
+            bad.append(f"member_errors: expected none, got {errs}")
+    return bad
+
+
 def log_errors(text: str, limit: int = 20) -> list[str]:
     """Lines of a member log that report an error (ERROR/CRITICAL or a traceback)."""
     return [ln for ln in text.splitlines() if ERROR_LINE.search(ln)][:limit]
@@ -731,7 +758,7 @@ def build_result(sc: Scenario, system: str, t0: float, t_end: float,
     lags = [ms for _, _, ms in sampler.sync_lag]
     unacked = [n for _, n, _ in sampler.sync_lag]
     tcp = probes.get("tcp") or {}
-    return {
+    result = {
         "tool": "fgcp-lab run", "format": 1, "system": system,
         "scenario": {
             "name": sc.name, "description": sc.description, "source": sc.source,
@@ -743,6 +770,7 @@ def build_result(sc: Scenario, system: str, t0: float, t_end: float,
         "settings": info["settings"],
         "started": t0, "ended": t_end,
         "faults": faults,
+        "expect": sc.expect,
         "flows": rows,
         "summary": summarize(rows),
         "cluster": {
@@ -765,6 +793,8 @@ def build_result(sc: Scenario, system: str, t0: float, t_end: float,
                                            "ha_status")}
                     for m, v in info["members"].items()},
     }
+    result["expect_failures"] = check_expectations(sc.expect, result)
+    return result
 
 
 def _run_base() -> str:

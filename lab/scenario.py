@@ -56,6 +56,8 @@ DEFAULTS: dict[str, Any] = {
     "settle": 3.0,
     "reference": {"advert_int": None, "conntrack_sync": True},
     "soak": {"failovers": 6, "interval": 8.0},
+    "expect": {"tcp_survived": None, "split_brain": None, "max_tcp_gap_ms": None,
+               "member_errors": None},
 }
 FAULT_DEFAULTS: dict[str, Any] = {"at": None, "member": "primary", "port": None,
                                   "duration": None}
@@ -108,6 +110,7 @@ class Scenario:
     settle: float
     reference: dict[str, Any] = field(default_factory=dict)
     soak: dict[str, Any] = field(default_factory=dict)
+    expect: dict[str, Any] = field(default_factory=dict)  # only the keys given
     source: str = "<scenario>"
 
     @property
@@ -330,6 +333,25 @@ def _ha(ctx: _Ctx, raw: object) -> dict[str, Any]:
     return out
 
 
+def _expect(ctx: _Ctx, raw: object) -> dict[str, Any]:
+    given = ctx.mapping(raw, "expect")
+    ctx.known(given, tuple(DEFAULTS["expect"]), "expect")
+    out = dict(given)
+    if "tcp_survived" in out:
+        v = out["tcp_survived"]
+        if v not in ("all", "none") and (isinstance(v, bool) or not isinstance(v, int)
+                                         or v < 0):
+            raise ctx.fail("expect.tcp_survived", f"expected all, none or a count, got {v!r}")
+    if "split_brain" in out and out["split_brain"] not in ("resolved", "none"):
+        raise ctx.fail("expect.split_brain", f"expected resolved or none, got "
+                       f"{out['split_brain']!r}")
+    if "max_tcp_gap_ms" in out:
+        ctx.number(out["max_tcp_gap_ms"], "expect.max_tcp_gap_ms", 1, 600000)
+    if "member_errors" in out and out["member_errors"] != "none":
+        raise ctx.fail("expect.member_errors", f"expected none, got {out['member_errors']!r}")
+    return out
+
+
 def parse_scenario(data: object, source: str = "<scenario>",
                    base_dir: Path | None = None) -> Scenario:
     """Validate a scenario's parsed YAML (``data``); ScenarioError names the key."""
@@ -338,7 +360,7 @@ def parse_scenario(data: object, source: str = "<scenario>",
         data = {}
     top = ctx.mapping(data, "")
     ctx.known(top, ("name", "description", "topology", "members", "ha", "traffic", "faults",
-                    "warmup", "settle", "reference", "soak"), "")
+                    "warmup", "settle", "reference", "soak", "expect"), "")
     topo_raw = ctx.mapping(top.get("topology"), "topology")
     ctx.known(topo_raw, tuple(DEFAULTS["topology"]), "topology")
     topo = {**DEFAULTS["topology"], **topo_raw}
@@ -367,13 +389,14 @@ def parse_scenario(data: object, source: str = "<scenario>",
     soak = {**DEFAULTS["soak"], **soak_raw}
     ctx.number(soak["failovers"], "soak.failovers", 1, 1000, True)
     ctx.number(soak["interval"], "soak.interval", 2.0, 600)
+    expect = _expect(ctx, top.get("expect"))
     name = top.get("name") or Path(source).stem
     return Scenario(
         name=ctx.text(name, "name"), description=ctx.text(top.get("description", ""),
                                                           "description"),
         clients=clients, servers=servers, members=members, ha=ha, traffic=traffic,
         faults=faults, warmup=warmup, settle=settle, reference=reference, soak=soak,
-        source=source,
+        expect=expect, source=source,
     )
 
 

@@ -166,3 +166,16 @@ def test_parse_sync_lag() -> None:
     text = "sync: create=3\n  lag: unacked_records=7 oldest_unacked=1.5ms\n"
     assert parse_sync_lag(text) == (7, 1.5)
     assert parse_sync_lag("session sync: not running\n") is None
+
+
+def test_expectations_checked_against_the_result() -> None:
+    from lab.experiment import check_expectations
+
+    r = synthetic(survivors=3)
+    assert check_expectations({"tcp_survived": 3}, r) == []
+    assert check_expectations({"tcp_survived": "all"}, r) == [
+        "tcp_survived: expected all, got 3/4"]
+    assert check_expectations({"member_errors": "none"}, r)[0].startswith("member_errors")
+    assert check_expectations({"split_brain": "resolved"}, r)[0].startswith("split_brain")
+    assert check_expectations({"max_tcp_gap_ms": 400}, r) == []
+    assert r["expect_failures"][0] == "tcp_survived: expected all, got 3/4"  # default.yaml

@@ -216,3 +216,11 @@ def test_top_level_not_a_mapping(tmp_path: Path) -> None:
     p.write_text("- kill-primary\n")
     with pytest.raises(ScenarioError, match="list.yaml: expected a mapping"):
         load_scenario(p)
+
+
+def test_expect_unknown_key() -> None:
+    bad({"expect": {"survivors": "all"}}, "expect.survivors", "unknown key")
+
+
+def test_expect_bad_tcp_survived() -> None:
+    bad({"expect": {"tcp_survived": "most"}}, "expect.tcp_survived", "all, none or a count")
