@@ -31,6 +31,11 @@ def _ms(v: float | None) -> str:
     return f"{v:.0f}"
 
 
+def _gap(v: float | None) -> str:
+    """A per-fault outage: 0 means no silence above the probes' 100 ms threshold."""
+    return "<100" if v == 0 else _ms(v)
+
+
 # -- table ---------------------------------------------------------------------
 def fault_table_rows(result: dict[str, Any]) -> list[list[str]]:
     """Rows of the summary table: one per fault."""
@@ -45,10 +50,10 @@ def fault_table_rows(result: dict[str, Any]) -> list[list[str]]:
         rows.append([
             f"+{f['t'] - t0:.2f}", f["kind"], f["member"], f.get("new_primary") or "-",
             _ms(f.get("detect_ms")), _ms(f.get("takeover_ms")), _ms(f.get("reroute_ms")),
-            kept, _ms((tcp or {}).get("max_gap_ms")),
-            _ms((tr.get("udp") or {}).get("max_gap_ms")),
-            _ms((tr.get("ping") or {}).get("max_gap_ms")),
-            _ms((tr.get("short_tcp") or {}).get("max_gap_ms")),
+            kept, _gap((tcp or {}).get("max_gap_ms")),
+            _gap((tr.get("udp") or {}).get("max_gap_ms")),
+            _gap((tr.get("ping") or {}).get("max_gap_ms")),
+            _gap((tr.get("short_tcp") or {}).get("max_gap_ms")),
         ])
     return rows
 
