@@ -168,7 +168,9 @@ def fault_metrics(faults: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any
         })
         kinds: dict[str, dict[str, Any]] = {}
         for row in rows:
-            w = outage_window(_gap_list(row), t, within)
+            # a gap that spans the next fault belongs to that fault
+            gaps = [g for g in _gap_list(row) if not g.start <= nxt < g.end]
+            w = outage_window(gaps, t, within)
             k = kinds.setdefault(row["kind"], {"flows": 0, "hit": 0, "gaps_ms": [],
                                                "not_resumed": 0})
             k["flows"] += 1
