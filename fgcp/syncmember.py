@@ -430,6 +430,7 @@ class SyncMember:
                 self._work = True
             return
         if should_sync(s, self.ha, now, self.delay_s or PICKUP_DELAY_S):
+            s.flags |= SYNCED  # FortiOS marks synced sessions on the primary too
             if tx.upsert(record_from_session(s), now):
                 self._work = True
         elif kind == "add":
@@ -446,6 +447,7 @@ class SyncMember:
                 continue  # gone before it became eligible
             if should_sync(s, self.ha, now, self.delay_s or PICKUP_DELAY_S):
                 assert self.sender is not None
+                s.flags |= SYNCED
                 if self.sender.upsert(record_from_session(s), now):
                     self.counters["delayed_synced"] += 1
                     self._work = True

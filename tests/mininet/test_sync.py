@@ -150,6 +150,12 @@ def test_pickup_sessions_survive_sigkill_of_the_primary(lab: LabNetwork) -> None
     assert res["ping"]["received"] > 0 and res["ping"]["max_gap_ms"] < 2000, res["ping"]
     print(f"UDP max gap {res['udp']['summary']['max_gap_ms']} ms, "
           f"ping max gap {res['ping']['max_gap_ms']} ms (kill at {t_kill:.3f})")
+    log = lab.member_log("fgt2").read_text()
+    m_role = re.search(r"role \w+ -> primary t=(\d+\.\d+)", log)
+    m_inst = re.search(r"takeover, (\d+) synced sessions installed .* in ([\d.]+) ms", log)
+    assert m_role and m_inst, log[-2000:]
+    print(f"fgt2 primary {(float(m_role.group(1)) - t_kill) * 1000:.0f} ms after the SIGKILL, "
+          f"{m_inst.group(1)} sessions installed in {m_inst.group(2)} ms before it took traffic")
     stats = sync_stats(lab, "fgt2")
     assert "role: primary (sender)" in stats
     m = re.search(r"takeover: count=1 installed=(\d+) install_failed=0", stats)

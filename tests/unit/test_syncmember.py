@@ -169,6 +169,7 @@ def test_pickup_tcp_synced_shown_on_secondary_and_continued_after_takeover() -> 
     s, nport = tcp_handshake(c.daemons[0].fwd)
     c.run(0.2)
     assert keys(b) == {s.orig_key}
+    assert s.flags & SYNCED  # the primary's list marks it synced too
     rec = b.receiver.table[s.orig_key]  # type: ignore[union-attr]
     assert rec.nat_port == nport and rec.state == s.state and rec.tcp is not None
     text = c.daemons[1].table.run("diagnose sys session list", diag.DiagState(
@@ -204,6 +205,7 @@ def test_pickup_off_nothing_synced_and_mid_stream_dropped_after_takeover() -> No
     send(c.daemons[0].fwd, P1, from_client(UDP(sport=40000, dport=53)))
     c.run(0.3)
     assert len(c.daemons[0].fwd.sessions) == 2 and keys(b) == set()
+    assert not any(s.flags & SYNCED for s in c.daemons[0].fwd.sessions)
     assert False not in c.daemons[1].ha.calls  # nothing to wait for: never pending
     c.members.remove(a)
     c.takeover(1)
