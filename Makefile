@@ -5,13 +5,19 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 SUDO   := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: setup demo test lint unit mininet
+.PHONY: setup demo topo-demo test lint unit mininet
 
 setup:
 	$(SUDO) scripts/setup-host.sh
 
-# Default demo: lab up, ping + UDP + TCP c1 -> sv1 through fgt1, session list, down.
+# Default demo: the failover experiment of lab/scenarios/default.yaml (SIGKILL of the
+# primary under TCP/UDP/ICMP traffic, session pickup on): live progress, summary table,
+# JSON + PNG + HTML under results/; exits non-zero if a TCP stream was lost.
 demo: setup
+	$(SUDO) $(VENV)/bin/fgcp-lab run lab/scenarios/default.yaml
+
+# The previous demo: lab up, ping + UDP + TCP c1 -> sv1 through fgt1, session list, down.
+topo-demo: setup
 	$(SUDO) $(VENV)/bin/fgcp-lab topo --demo
 
 lint: setup
