@@ -163,8 +163,12 @@ def run_tcp_sink(
     bin_s: float = 0.1,
     ready_file: str | None = None,
     should_stop: StopCheck = lambda: False,
+    drain_s: float = 5.0,
 ) -> dict[str, Any]:
-    """Accept TCP streams, check each connection's counters; returns the report."""
+    """Accept TCP streams, check each connection's counters; returns the report.
+    Once ``should_stop()`` (or at ``duration``) it keeps reading up to
+    ``drain_s`` until every stream has ended, so data still in flight when the
+    sources closed is counted."""
     started = time.time()
     deadline = _deadline(duration)
     sel = selectors.DefaultSelector()
@@ -195,9 +199,17 @@ def run_tcp_sink(
             else:
                 short_failed += 1
 
+    drain_until: float | None = None
     try:
-        while not should_stop() and time.monotonic() < deadline:
-            for key, _ in sel.select(timeout=0.1):
+        while True:
+            mono = time.monotonic()
+            if drain_until is None and (should_stop() or mono >= deadline):
+                drain_until = mono + drain_s
+            if drain_until is not None and (
+                mono >= drain_until or all(c.ended != "open" for c in conns if not c.short)
+            ):
+                break
+            for key, _ in sel.select(timeout=0.1 if drain_until is None else 0.02):
                 now = time.time()
                 if key.data is None:
                     for _ in range(64):
@@ -258,6 +270,7 @@ class _SrcConn:
     cid: int
     sock: socket.socket
     started: float
+    connect_deadline: float  # monotonic
     state: str = "connecting"  # connecting|open|connect_failed|reset|timeout|eof|error
     connected_at: float | None = None
     local: str = ""
@@ -301,9 +314,11 @@ def run_tcp_source(
     user_timeout_ms: int = 0,
     ready_file: str | None = None,
     should_stop: StopCheck = lambda: False,
+    connect_rate: float = 1000.0,
 ) -> dict[str, Any]:
-    """Open ``conns`` connections and stream counters at ``rate`` messages/s
-    each; a failed connection stays dead. ``ready_file`` is written once
+    """Open ``conns`` connections (paced at ``connect_rate``/s: no SYN burst)
+    and stream counters at ``rate`` messages/s each; a failed connection
+    stays dead. ``ready_file`` is written once
     every connection attempt has resolved (open or failed). Returns the report."""
     if rate <= 0 or conns <= 0:
         raise ProbeError("rate and conns must be positive")
@@ -312,13 +327,15 @@ def run_tcp_source(
     tick = min(1.0 / rate, 0.01)
     sel = selectors.DefaultSelector()
     cs: list[_SrcConn] = []
-    for i in range(conns):
+    per_tick = max(1, int(connect_rate * tick))
+
+    def open_one(i: int) -> None:
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if user_timeout_ms:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, user_timeout_ms)
-        c = _SrcConn(id_base + i, s, time.time())
+        c = _SrcConn(id_base + i, s, time.time(), connect_deadline=time.monotonic() + connect_timeout)
         err = s.connect_ex((dst, port))
         if err not in (0, errno.EINPROGRESS):
             c.state, c.error, c.failed_at = "connect_failed", errno.errorcode.get(err, str(err)), time.time()
@@ -326,7 +343,6 @@ def run_tcp_source(
         else:
             sel.register(s, selectors.EVENT_WRITE, c)
         cs.append(c)
-    connect_deadline = time.monotonic() + connect_timeout
 
     def fail(c: _SrcConn, state: str, err: str) -> None:
         c.state, c.error, c.failed_at = state, err, time.time()
@@ -385,11 +401,13 @@ def run_tcp_source(
             next_tick += tick
             if next_tick < now:  # fell behind (CPU starved): do not spin catching up
                 next_tick = now + tick
+            for i in range(len(cs), min(conns, len(cs) + per_tick)):
+                open_one(i)
             for c in cs:
-                if c.state == "connecting" and now > connect_deadline:
+                if c.state == "connecting" and now > c.connect_deadline:
                     fail(c, "connect_failed", "timeout")
             if ready_file and not all_resolved:
-                all_resolved = all(c.state != "connecting" for c in cs)
+                all_resolved = len(cs) == conns and all(c.state != "connecting" for c in cs)
                 if all_resolved:
                     _touch(ready_file)
             for c in cs:
@@ -507,8 +525,10 @@ def run_udp_sink(
     gap_threshold_ms: float = 100.0,
     ready_file: str | None = None,
     should_stop: StopCheck = lambda: False,
+    drain_s: float = 0.3,
 ) -> dict[str, Any]:
-    """Receive datagram streams; per flow: loss, duplicates, reordering, gaps."""
+    """Receive datagram streams; per flow: loss, duplicates, reordering, gaps
+    (reads on for ``drain_s`` after the stop request)."""
     started = time.time()
     deadline = _deadline(duration)
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -520,9 +540,15 @@ def run_udp_sink(
     flows: dict[int, dict[str, Any]] = {}
     malformed = 0
     _touch(ready_file)
+    drain_until: float | None = None
     try:
-        while not should_stop() and time.monotonic() < deadline:
-            if not sel.select(timeout=0.1):
+        while True:
+            mono = time.monotonic()
+            if drain_until is None and (should_stop() or mono >= deadline):
+                drain_until = mono + drain_s  # datagrams still in flight
+            if drain_until is not None and mono >= drain_until:
+                break
+            if not sel.select(timeout=0.1 if drain_until is None else 0.02):
                 continue
             for _ in range(256):
                 try:
@@ -895,9 +921,9 @@ class ProbeHandle:
         return True
 
     def stop(self, timeout: float = 10.0, collect: bool = True) -> dict[str, Any]:
-        """Stop (SIGTERM, then SIGKILL) in start order reversed for sources
-        first; sinks get ``sink_grace`` to see the sources' FINs. Returns
-        the merged result (also kept in ``self.result``)."""
+        """Stop (SIGTERM, then SIGKILL after ``timeout``) the clients first,
+        then the sinks (which drain what is in flight before reporting).
+        Returns the merged result (also kept in ``self.result``)."""
         try:
             clients = [p for p in self.procs if not p.role.endswith("sink")]
             sinks = [p for p in self.procs if p.role.endswith("sink")]
@@ -912,8 +938,6 @@ class ProbeHandle:
                     except subprocess.TimeoutExpired:
                         p.proc.kill()
                         p.proc.wait()
-                if group is clients and sinks:
-                    time.sleep(0.3)  # let the last segments and FINs reach the sinks
         finally:
             for p in self.procs:
                 if p.proc.poll() is None:
@@ -1128,6 +1152,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--bind", default="0.0.0.0")
     sp.add_argument("--gap-threshold-ms", type=float, default=100.0)
     sp.add_argument("--bin", type=float, default=0.1, help="timeline bin (s)")
+    sp.add_argument("--drain", type=float, default=5.0,
+                    help="after the stop, read on up to S s until every stream ended")
     sp.add_argument("--ready-file")
 
     sp = sub.add_parser("tcp-source", help="N long-lived TCP counter streams")
@@ -1143,6 +1169,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--user-timeout-ms", type=int, default=0,
                     help="TCP_USER_TIMEOUT: the kernel kills a stalled connection (ETIMEDOUT)")
     sp.add_argument("--ready-file", help="written once every connect has resolved")
+    sp.add_argument("--connect-rate", type=float, default=1000.0,
+                    help="new connections per second (paced, no SYN burst)")
 
     sp = sub.add_parser("udp-sink", help="receive datagram streams, count loss and gaps")
     common(sp)
@@ -1189,11 +1217,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if a.tool == "tcp-sink":
             rep = run_tcp_sink(a.port, a.bind, a.duration, a.gap_threshold_ms, a.bin,
-                               a.ready_file, should_stop)
+                               a.ready_file, should_stop, a.drain)
         elif a.tool == "tcp-source":
             rep = run_tcp_source(a.dst, a.port, a.conns, a.rate, a.duration, a.id_base,
                                  a.connect_timeout, a.stall_timeout, a.user_timeout_ms,
-                                 a.ready_file, should_stop)
+                                 a.ready_file, should_stop, a.connect_rate)
         elif a.tool == "udp-sink":
             rep = run_udp_sink(a.port, a.bind, a.duration, a.gap_threshold_ms,
                                a.ready_file, should_stop)

@@ -76,7 +76,8 @@ def test_tcp_streams_all_continuous_none_reset(tmp_path: Path) -> None:
 
 def test_sink_reports_reset_and_broken_continuity(tmp_path: Path) -> None:
     port, out, ready = free_port(), tmp_path / "sink.json", tmp_path / "ready"
-    sink = probe("tcp-sink", out, "--port", str(port), "--ready-file", str(ready))
+    sink = probe("tcp-sink", out, "--port", str(port), "--ready-file", str(ready),
+                 "--drain", "0.2")
     try:
         wait_file(ready)
         now = time.time()
