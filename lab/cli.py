@@ -74,6 +74,8 @@ def _overrides(args: argparse.Namespace) -> Any:
                 ha["hb-lost-threshold"] = args.hb_lost_threshold
         if args.fault:
             data["faults"] = list(args.fault)
+        if args.fault or args.pickup:  # the scenario's expectations were for its own set-up
+            data.pop("expect", None)
         if args.conns is not None:
             tr = data.get("traffic")
             if tr is None:
