@@ -156,6 +156,11 @@ def test_pickup_sessions_survive_sigkill_of_the_primary(lab: LabNetwork) -> None
     assert m_role and m_inst, log[-2000:]
     print(f"fgt2 primary {(float(m_role.group(1)) - t_kill) * 1000:.0f} ms after the SIGKILL, "
           f"{m_inst.group(1)} sessions installed in {m_inst.group(2)} ms before it took traffic")
+    reroutes = [float(x) - t_kill for x in re.findall(r"reroute t=(\d+\.\d+)",
+                                                      lab.controller_log.read_text())
+                if float(x) > t_kill]
+    arp = [ln for ln in lab.diag("fgt2", "diagnose lab stats").splitlines() if "arp" in ln]
+    print(f"fabric reroutes at +{[round(r * 1000) for r in reroutes]} ms; fgt2 {arp}")
     stats = sync_stats(lab, "fgt2")
     assert "role: primary (sender)" in stats
     m = re.search(r"takeover: count=1 installed=(\d+) install_failed=0", stats)
