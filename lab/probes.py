@@ -324,7 +324,7 @@ def run_tcp_source(
         raise ProbeError("rate and conns must be positive")
     started = time.time()
     deadline = _deadline(duration)
-    tick = min(1.0 / rate, 0.01)
+    tick = max(1.0 / rate, 0.01)  # one wake-up per message interval, at most 100/s
     sel = selectors.DefaultSelector()
     cs: list[_SrcConn] = []
     per_tick = max(1, int(connect_rate * tick))
@@ -885,7 +885,8 @@ class ProbeHandle:
               ready_timeout: float = 10.0, wait_ready: bool = False) -> None:
         out = self.dir / f"{role}.json"
         log = self.dir / f"{role}.log"
-        cmd = [self.python, "-m", "lab.probes", tool, "--out", str(out), *args]
+        cmd = [self.python, "-m", "lab.probes", tool, "--out", str(out),
+               "--die-with-parent", *args]
         ready = self.dir / f"{role}.ready"
         if wait_ready:
             cmd += ["--ready-file", str(ready)]
@@ -1035,6 +1036,21 @@ def merge_udp(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
                         "max_gap_ms": max((r["max_gap_ms"] or 0 for r in rows), default=None)}}
 
 
+def stop_all(handles: dict[str, ProbeHandle], timeout: float = 10.0) -> dict[str, Any]:
+    """Stop every handle (even when one fails); returns {name: result}.
+    Raises ProbeError naming the probes whose reports are missing."""
+    results: dict[str, Any] = {}
+    errors = []
+    for name, h in handles.items():
+        try:
+            results[name] = h.stop(timeout)
+        except ProbeError as e:
+            errors.append(f"{name}: {e}")
+    if errors:
+        raise ProbeError("; ".join(errors))
+    return results
+
+
 def _server_ip(lab: LabLike, server: str, server_ip: str | None) -> str:
     return server_ip or lab.host(server).IP()
 
@@ -1137,12 +1153,24 @@ def start_short_tcp(
 # --------------------------------------------------------------------------
 # CLI
 # --------------------------------------------------------------------------
+def _die_with_parent() -> None:
+    """SIGTERM this process when its parent dies (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lab.probes", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="tool", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--out", required=True, help="JSON report path")
+        sp.add_argument("--die-with-parent", action="store_true",
+                        help="stop (and report) when the starting process dies")
         sp.add_argument("--duration", type=float, default=None,
                         help="stop after S seconds (default: until SIGTERM/SIGINT)")
 
@@ -1213,6 +1241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if a.die_with_parent:
+        _die_with_parent()
     should_stop = lambda: stop["flag"]
     try:
         if a.tool == "tcp-sink":

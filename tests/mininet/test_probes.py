@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from lab.gaps import Gap, outage_window
-from lab.probes import start_ping, start_short_tcp, start_tcp_streams, start_udp_streams
+from lab.probes import (
+    start_ping,
+    start_short_tcp,
+    start_tcp_streams,
+    start_udp_streams,
+    stop_all,
+)
 from topologies.lab import LabNetwork
 
 SV1 = "203.0.113.11"
@@ -27,9 +33,7 @@ def run_mix(lab: LabNetwork, seconds: float = 3.0) -> dict[str, dict[str, Any]]:
         handles["short"] = start_short_tcp(lab, "c1", "sv1", rate=10)
         time.sleep(seconds)
     finally:
-        results = {}
-        for name, h in handles.items():  # every handle is stopped, even after an error
-            results[name] = h.stop()
+        results = stop_all(handles)  # every handle is stopped, even after an error
     return results
 
 
@@ -80,10 +84,11 @@ def test_a_400ms_forwarding_cut_shows_as_a_gap_at_the_cut(
            "{ type filter hook forward priority 0; policy drop; }")
     with make_lab(member_mode="kernel", active_members=("fgt1",)) as lab:
         fgt1 = lab.host("fgt1")
-        tcp = start_tcp_streams(lab, "c1", "sv1", conns=20, rate=50)
-        udp = start_udp_streams(lab, "c1", "sv1", flows=1, interval=0.01)
-        ping = start_ping(lab, "c1", "sv1", interval=0.01)
+        handles = {}
         try:
+            handles["tcp"] = start_tcp_streams(lab, "c1", "sv1", conns=20, rate=50)
+            handles["udp"] = start_udp_streams(lab, "c1", "sv1", flows=1, interval=0.01)
+            handles["ping"] = start_ping(lab, "c1", "sv1", interval=0.01)
             time.sleep(1.0)
             t_cut = time.time()
             done = fgt1.cmd(f"nft '{cut}' && echo cut-ok")
@@ -92,7 +97,8 @@ def test_a_400ms_forwarding_cut_shows_as_a_gap_at_the_cut(
             t_restored = time.time()
             time.sleep(1.5)
         finally:
-            rt, ru, rp = tcp.stop(), udp.stop(), ping.stop()
+            res = stop_all(handles)
+        rt, ru, rp = res["tcp"], res["udp"], res["ping"]
 
     assert "cut-ok" in done, done
     (flow,) = ru["flows"]

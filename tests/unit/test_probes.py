@@ -239,3 +239,17 @@ def test_handle_reports_a_tool_that_cannot_start(tmp_path: Path) -> None:
         port = busy.getsockname()[1]
         with pytest.raises(ProbeError, match="did not start"):
             start_tcp_streams(LoopbackLab(), conns=1, port=port, workdir=tmp_path)
+
+
+def test_a_probe_stops_and_reports_when_its_starter_dies(tmp_path: Path) -> None:
+    out, port = tmp_path / "sink.json", free_port()
+    starter = (
+        "import subprocess, sys, time; "
+        f"subprocess.Popen([sys.executable, '-m', 'lab.probes', 'tcp-sink', '--out', {str(out)!r}, "
+        f"'--port', '{port}', '--die-with-parent', '--ready-file', {str(tmp_path / 'r')!r}]); "
+        "time.sleep(1.0)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    subprocess.run([sys.executable, "-c", starter], cwd=REPO, env=env, check=True, timeout=10)
+    wait_file(out, timeout=5)  # no --duration: only the parent's death stopped it
+    assert json.loads(out.read_text())["tool"] == "tcp-sink"
