@@ -143,7 +143,7 @@ class _Pending:
 class ArpCache:
     """Neighbours as 12-byte L2 headers (dst MAC + our src MAC) keyed by (port, ip)."""
 
-    QUEUE_LEN = 3
+    QUEUE_LEN = 100  # frames per unresolved next hop (Linux unres_qlen: 101)
     RETRY = 1.0  # s between ARP requests for one next hop
     GIVE_UP = 3.0  # s before queued packets are dropped
 

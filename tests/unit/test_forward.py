@@ -303,6 +303,7 @@ def test_bad_ip_checksum_on_new_flow_dropped() -> None:
 
 def test_unresolved_next_hop_arp_request_queue_and_flush() -> None:
     fwd = make_fwd(learn=False)
+    fwd.arp.QUEUE_LEN = 3  # a short queue, to see it overflow
     frames = send(fwd, P1, from_client(UDP(sport=1, dport=2) / b"0"), now=1.0)
     port, req = one(frames)
     assert port == P2 and req.dst == "ff:ff:ff:ff:ff:ff" and req[ARP].op == 1
