@@ -143,6 +143,9 @@ class PacketLink:
                 data, addr = rf(4096)
             except (BlockingIOError, InterruptedError):
                 break
+            except OSError:  # e.g. ENETDOWN reported once after the link went down
+                self.counters["rx_errors"] = self.counters.get("rx_errors", 0) + 1
+                break
             if addr[2] == PACKET_OUTGOING or len(data) < 14:
                 continue
             out.append((data[6:12], data[14:]))
