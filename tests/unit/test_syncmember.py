@@ -364,3 +364,21 @@ def test_nat_port_clash_on_install_counted() -> None:
     c.takeover(1)
     assert c.all[1].counters["install_failed"] == 1
     assert fwd_b.counters["sync_nat_clash"] == 1
+
+
+def test_takeover_replaces_a_session_the_forwarder_already_holds() -> None:
+    c = Cluster()
+    c.takeover(0)
+    s, nport = tcp_handshake(c.daemons[0].fwd)
+    c.run(0.2)
+    fwd_b = c.daemons[1].fwd
+    tcp_handshake(fwd_b)  # the same tuple, e.g. forwarded during a split brain
+    c.members.pop(0)
+    c.takeover(1)
+    b = c.all[1]
+    assert b.counters["replaced"] == 1 and b.counters["installed"] == 1
+    assert len(fwd_b.sessions) == 1
+    got = next(iter(fwd_b.sessions))
+    assert got.flags & SYNCED and got.nat_port == nport and got.orig_key == s.orig_key
+    assert got.tcp is not None and got.tcp[0].pickup and got.expires > c.now
+    assert fwd_b.nat.in_use(int(IPv4Address(OUT_IP)), 6) == 1
