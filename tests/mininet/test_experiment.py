@@ -143,3 +143,17 @@ def test_ctrl_c_tears_everything_down(tmp_path: Path) -> None:
     assert "interrupted" in rest
     assert existing_lab_names() == []
     assert _our_processes() == []
+
+
+def test_every_fault_kind_in_one_run_keeps_every_tcp_stream(out_dir: Path) -> None:
+    data = run(small("all-faults", settle=3.0), out_dir)
+    f = {x["kind"]: x for x in data["faults"]}
+    assert list(f) == ["failover-set", "monitor-link-down", "hb-link-cut", "sync-link-down",
+                       "kill-primary", "old-primary-back"]
+    for kind in ("failover-set", "monitor-link-down", "kill-primary"):
+        assert f[kind]["new_primary"] not in (None, f[kind]["member"]), f[kind]
+    assert f["hb-link-cut"]["new_primary"] is None  # the other heartbeat link holds
+    assert f["hb-link-cut"]["restored_at"] is not None
+    tcp = data["summary"]["tcp"]
+    assert tcp["survived"] == tcp["flows"] == SMALL_TRAFFIC["conns"], data["flows"]
+    assert set(data["cluster"]["roles_end"]) == {"fgt1", "fgt2"}  # the old primary is back
