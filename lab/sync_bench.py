@@ -223,7 +223,14 @@ class Worker:
         self.reply({"ready": self.ready_t, "role": self.role})
         while self.running:
             d = self.member.next_deadline()
-            wait = 0.0 if self.to_create else ((d - time.time()) if d is not None else 0.1)
+            if d is None:
+                d = time.time() + 0.1
+            if self.to_create:  # next creation due (at once when as fast as possible)
+                due = self.create_t0
+                if self.rate > 0:
+                    due += (len(self.created_t) - self.create_first) / self.rate
+                d = min(d, due)
+            wait = d - time.time()
             events = poller.poll(max(0, int(wait * 1000)) if wait > 0 else 0)
             now = time.time()
             for fd, _ in events:
