@@ -382,3 +382,38 @@ def test_takeover_replaces_a_session_the_forwarder_already_holds() -> None:
     assert got.flags & SYNCED and got.nat_port == nport and got.orig_key == s.orig_key
     assert got.tcp is not None and got.tcp[0].pickup and got.expires > c.now
     assert fwd_b.nat.in_use(int(IPv4Address(OUT_IP)), 6) == 1
+
+
+def test_sync_state_reaches_an_ha_component_without_a_wrapper() -> None:
+    """HaMember exposes its state machine as ``fsm`` and runs actions with ``_apply``."""
+
+    class Fsm:
+        def __init__(self) -> None:
+            self.calls: list[bool] = []
+
+        def set_sync_complete(self, now: float, done: bool) -> list[str]:
+            self.calls.append(done)
+            return [f"elect-{done}"]
+
+    class HaLike:
+        name = "ha"
+
+        def __init__(self) -> None:
+            self.fsm = Fsm()
+            self.applied: list[str] = []
+
+        def _apply(self, now: float, actions: list[str]) -> None:
+            self.applied += actions
+
+    c = Cluster(n=1)
+    c.takeover(0)
+    d = FakeDaemon(1, c.ha)
+    ha = HaLike()
+    d.component = lambda name: ha if name == "ha" else None  # type: ignore[method-assign]
+    m = SyncMember(link_factory=lambda n: FakeLink(n, b"\x02\0\0\0\x02" + n[-1].encode(),
+                                                    c.wires[n]),
+                   clock=lambda: c.now, tune_gc=False)
+    m.open(d)
+    c.members.append(m)
+    c.run(0.3)
+    assert ha.fsm.calls == [False, True] and ha.applied == ["elect-False", "elect-True"]
