@@ -138,13 +138,15 @@ class _Pending:
     frames: list[bytearray] = field(default_factory=list)
     first: float = 0.0
     last_request: float = 0.0
+    requests: int = 1
 
 
 class ArpCache:
     """Neighbours as 12-byte L2 headers (dst MAC + our src MAC) keyed by (port, ip)."""
 
     QUEUE_LEN = 100  # frames per unresolved next hop (Linux unres_qlen: 101)
-    RETRY = 1.0  # s between ARP requests for one next hop
+    FIRST_RETRY = 0.1  # s before the first ARP request is repeated; doubles up to RETRY
+    RETRY = 1.0  # s between ARP requests for one next hop (at most)
     GIVE_UP = 3.0  # s before queued packets are dropped
 
     def __init__(self) -> None:
@@ -180,8 +182,11 @@ class ArpCache:
         if len(pend.frames) < self.QUEUE_LEN:
             pend.frames.append(frame)
             queued = True
-        if now - pend.last_request >= self.RETRY:
+        # a first reply can be lost while the fabric still steers our MAC
+        # elsewhere (just after a takeover): retry soon, then back off
+        if now - pend.last_request >= min(self.RETRY, self.FIRST_RETRY * 2 ** (pend.requests - 1)):
             pend.last_request = now
+            pend.requests += 1
             return queued, True
         return queued, False
 

@@ -308,11 +308,14 @@ def test_unresolved_next_hop_arp_request_queue_and_flush() -> None:
     port, req = one(frames)
     assert port == P2 and req.dst == "ff:ff:ff:ff:ff:ff" and req[ARP].op == 1
     assert req[ARP].pdst == SV and req[ARP].psrc == OUT_IP and req[ARP].hwsrc == FGT2
-    assert send(fwd, P1, from_client(UDP(sport=1, dport=2) / b"1"), now=1.2) == []
-    assert send(fwd, P1, from_client(UDP(sport=1, dport=2) / b"2"), now=1.3) == []
-    assert send(fwd, P1, from_client(UDP(sport=1, dport=2) / b"3"), now=1.4) == []
+    assert send(fwd, P1, from_client(UDP(sport=1, dport=2) / b"1"), now=1.05) == []
+    assert send(fwd, P1, from_client(UDP(sport=1, dport=2) / b"2"), now=1.08) == []
+    # the queue is full; 0.1 s after the first request comes a first retry
+    port, req = one(send(fwd, P1, from_client(UDP(sport=1, dport=2) / b"3"), now=1.11))
+    assert req[ARP].op == 1 and req[ARP].pdst == SV
     assert fwd.counters["arp_queue_full"] == 1
-    port, req = one(send(fwd, P1, from_client(UDP(sport=1, dport=2) / b"4"), now=2.1))  # retry
+    assert send(fwd, P1, from_client(UDP(sport=1, dport=2) / b"x"), now=1.25) == []  # < 0.2 s
+    port, req = one(send(fwd, P1, from_client(UDP(sport=1, dport=2) / b"4"), now=1.32))  # backoff
     assert req[ARP].op == 1
     flushed = send(fwd, P2, Ether(src=SRV, dst=FGT2) / ARP(op=2, hwsrc=SRV, psrc=SV, hwdst=FGT2,
                                                             pdst=OUT_IP), now=2.2)
