@@ -250,7 +250,9 @@ class Forwarder:
             elif proto == 17:
                 l4sum = 40
                 if d and not s.state:
-                    s.state = 1
+                    s.state = 1  # a reply was seen: the synced copy follows
+                    if self.on_session_event is not None:
+                        self.on_session_event("state", s)
             else:
                 l4sum = 36
             c = (~_h_unpack(frame, 24)[0] & 0xFFFF) + ipd
