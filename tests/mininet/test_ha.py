@@ -91,6 +91,21 @@ def counters(lab: LabNetwork, member: str) -> dict[str, int]:
             if k.startswith("counter.")}
 
 
+def timeline(lab: LabNetwork, since: float) -> str:
+    """HA / reroute log lines with a ``t=`` at or after ``since`` (for failure messages)."""
+    out = []
+    for path in [lab.member_log(m) for m in SERIALS] + [lab.controller_log]:
+        try:
+            lines = path.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            m = re.search(r" t=(\d+\.\d+)", line)
+            if m and float(m.group(1)) >= since:
+                out.append((float(m.group(1)), f"{path.stem}: {line[24:]}"))
+    return "\n".join(f"+{(t - since) * 1000:7.1f} ms {text}" for t, text in sorted(out))
+
+
 def measure(lab: LabNetwork, act: Callable[[], float], expect: str,
             settle: float = 0.8) -> float:
     """Run ``act`` under a 10 ms ping; wait until ``expect`` is the agreed primary;
@@ -106,6 +121,8 @@ def measure(lab: LabNetwork, act: Callable[[], float], expect: str,
         replies = probe.stop()
     gap, at = max_gap(replies, start=t0 - 0.2, end=time.time() - 0.1)
     print(f"gap {gap * 1000:.0f} ms at +{(at - t0) * 1000:.0f} ms after the event")
+    if gap > BUDGET:
+        print(timeline(lab, t0 - 0.5))
     return gap
 
 
