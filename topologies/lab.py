@@ -162,8 +162,9 @@ class LabNetwork:
     """Context manager: the whole lab up on enter, everything down on exit.
 
     ``member_mode='fgcpd'`` runs ``python -m fgcp.daemon`` in each active
-    member; ``'kernel'`` makes each active member a Linux router with
-    masquerade (the reference path and a topology self-test).
+    member (default: all of them; with HA configured ``start`` waits until they
+    agree on one primary); ``'kernel'`` makes each active member (default: fgt1)
+    a Linux router with masquerade (the reference path and a topology self-test).
     """
 
     def __init__(
@@ -184,7 +185,9 @@ class LabNetwork:
         self.topo = FgcpTopo(clients=clients, servers=servers, members=members)
         names = [m.name for m in self.topo.members]
         if active_members is None:
-            active_members = names
+            # fgcpd: every member runs (the cluster elects its primary); kernel:
+            # one Linux router owns the gateway addresses (fgt1)
+            active_members = names if member_mode == "fgcpd" else names[:1]
         unknown = [m for m in active_members if m not in names]
         if unknown:
             raise LabError(f"active_members {unknown} not in topology {names}")
