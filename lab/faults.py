@@ -7,6 +7,9 @@ running lab (fgcpd members, or the keepalived + conntrackd reference) and undone
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -181,6 +184,8 @@ class ReferenceFaultInjector:
         master = ref.wait_master(15.0)
         mode = REFERENCE_KINDS[fault.kind]
         t = time.time()
+        if mode == "kill":
+            self._freeze(master)
         ev = ref.fail_master(mode)
         if mode == "kill":
             self.down.append(ev.member)
@@ -189,6 +194,23 @@ class ReferenceFaultInjector:
         return AppliedFault(index, fault.kind, ev.member, t,
                             port="port1,port2" if mode == "link-down" else None,
                             primary_before=master, detail=detail)
+
+    def _freeze(self, name: str) -> None:
+        """SIGSTOP the member's keepalived (parent and VRRP child) and conntrackd before
+        fail_master kills them: a power cut gives no chance to resign gracefully, but
+        the VRRP child, SIGTERMed when its parent dies first, would send priority-0
+        adverts and hand the VIPs over faster than any real failure allows."""
+        pids = []
+        procs = self.ref.procs.get(name)
+        if procs is not None:
+            pids += [p.pid for p in (procs.keepalived, procs.conntrackd)
+                     if p is not None and p.poll() is None]
+        child = self.ref._vrrp_child(self.ref.member(name))
+        if child is not None:
+            pids.append(child)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
 
     def restore(self, rec: AppliedFault) -> None:
         if rec.member in self.down:
