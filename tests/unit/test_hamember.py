@@ -201,3 +201,77 @@ def test_standalone_member_opens_nothing(tmp_path: Path) -> None:
 def test_virtual_mac_layout() -> None:
     assert virtual_mac(10, 0) == bytes.fromhex("00090f090a00")
     assert virtual_mac(10, 1, vcluster=1) == bytes.fromhex("00090f090a81")
+
+
+class _Port:
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.sent: list[bytes] = []
+        self.sock = socket.socketpair()[0]
+        self.mac = bytes([2, 0, 0, 0, 0, index])
+
+    def send(self, frame: bytes) -> bool:
+        self.sent.append(bytes(frame))
+        return True
+
+    def flush(self) -> None:
+        return
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+
+class _Fwd:
+    def __init__(self) -> None:
+        self.active = True
+        self.macs: dict[int, bytes] = {}
+
+    def set_active(self, active: bool) -> None:
+        self.active = active
+
+    def set_port_mac(self, index: int, mac: bytes) -> None:
+        self.macs[index] = mac
+
+    def gratuitous_arps(self, index: int) -> list[tuple[int, bytes]]:
+        return [(index, b"garp-from-" + self.macs[index])]
+
+
+class _Recorder:
+    name = "rec"
+
+    def __init__(self, fwd: _Fwd) -> None:
+        self.fwd = fwd
+        self.calls: list[tuple[str, bool]] = []
+
+    def before_takeover(self, now: float) -> None:
+        self.calls.append(("before_takeover", self.fwd.active))
+
+    def after_release(self, now: float) -> None:
+        self.calls.append(("after_release", self.fwd.active))
+
+
+def test_daemon_runs_takeover_hooks_before_forwarding(tmp_path: Path) -> None:
+    from fgcp.daemon import Daemon
+
+    cfg = load_config(CONFIG_DIR / "fgt1.conf")
+    d = Daemon(cfg, tmp_path, forwarder="bridge")
+    fwd = _Fwd()
+    rec = _Recorder(fwd)
+    d.components = [rec]
+    d.fwd = fwd
+    d.ports = [_Port(0), _Port(1)]
+    d.names = ["port1", "port2"]
+    d.own_macs = [p.mac for p in d.ports]
+    d.vmacs = [virtual_mac(10, 0), virtual_mac(10, 1)]
+    d.enter_hello(0.0)
+    assert not fwd.active
+    d.become_primary(1.0, "test")
+    # the sync hook ran while the member still forwarded nothing
+    assert rec.calls == [("before_takeover", False)]
+    assert fwd.active and d.role == "primary"
+    assert fwd.macs == {0: bytes.fromhex("00090f090a00"), 1: bytes.fromhex("00090f090a01")}
+    assert d.ports[0].sent == [b"garp-from-" + bytes.fromhex("00090f090a00")]  # at once
+    d.become_secondary(2.0, "test")
+    assert rec.calls[-1] == ("after_release", False)
+    assert fwd.macs == {0: d.ports[0].mac, 1: d.ports[1].mac}
+    assert d._garp_left == 0  # no more announcements from a secondary
