@@ -129,6 +129,7 @@ class Trial:
     killed: str
     new_primary: str
     gap: float  # seconds, from the probe's receive timestamps
+    udp_gap: float | None  # seconds, UDP stream c1 -> sv1 every 10 ms (lab.probes), if run
     detect: float | None  # kill -> survivor logs the peer lost
     takeover: float | None  # kill -> survivor becomes primary
     reroute: float | None  # kill -> controller moves the virtual MAC (first reroute line)
@@ -142,12 +143,20 @@ class Trial:
 
 
 def kill_trial(lab: Any, client: str = "c1", server_ip: str = "203.0.113.11",
-               warmup: float = 0.5, settle: float = 1.0, timeout: float = 20.0) -> Trial:
-    """SIGKILL the primary's fgcpd under a 10 ms ping; restart it; measure."""
+               warmup: float = 0.5, settle: float = 1.0, timeout: float = 20.0,
+               udp: bool = True) -> Trial:
+    """SIGKILL the primary's fgcpd under a 10 ms ping (and a 10 ms UDP stream);
+    restart it; measure."""
     primary = lab.wait_ha_stable()
     if primary is None:
         raise BenchError("no HA primary (standalone configuration?)")
     others = [m for m in lab.running_members() if m != primary]
+    stream = None
+    if udp:
+        from lab.probes import start_udp_streams
+
+        stream = start_udp_streams(lab, client, interval=0.01,
+                                   workdir=lab.rundir / "probes")
     probe = PingProbe(lab.host(client), server_ip).start()
     try:
         time.sleep(warmup)
@@ -163,12 +172,15 @@ def kill_trial(lab: Any, client: str = "c1", server_ip: str = "203.0.113.11",
         time.sleep(settle)
     finally:
         replies = probe.stop()
+        udp_result = stream.stop() if stream is not None else None
     gap, _ = max_gap(replies, start=t_kill - warmup / 2, end=time.time() - 0.1)
+    udp_ms = udp_result["summary"]["max_gap_ms"] if udp_result else None
     log = lab.member_log(new)
     trial = Trial(
         killed=primary,
         new_primary=new,
         gap=gap,
+        udp_gap=None if udp_ms is None else udp_ms / 1000.0,
         detect=_since(first_log_time(log, "HA peer lost", t_kill), t_kill),
         takeover=_since(first_log_time(log, "HA became primary", t_kill), t_kill),
         reroute=_since(first_log_time(lab.controller_log, "reroute t=", t_kill), t_kill),
@@ -193,7 +205,7 @@ def bench_settings(hb_interval: int, hb_lost_threshold: int) -> dict[str, object
 
 
 def run_set(hb_interval: int, hb_lost_threshold: int, trials: int,
-            rundir: Path) -> list[Trial]:
+            rundir: Path, udp: bool = True) -> list[Trial]:
     from topologies.lab import LabNetwork, write_ha_config
 
     rundir.mkdir(parents=True, exist_ok=True)
@@ -206,10 +218,11 @@ def run_set(hb_interval: int, hb_lost_threshold: int, trials: int,
         if " 0% packet loss" not in ok and "3 received" not in ok:
             time.sleep(1.0)
         for i in range(trials):
-            t = kill_trial(lab)
+            t = kill_trial(lab, udp=udp)
             results.append(t)
             print(f"  [{hb_interval}/{hb_lost_threshold}] trial {i + 1}: killed {t.killed}, "
-                  f"gap {t.gap * 1000:.0f} ms", file=sys.stderr, flush=True)
+                  f"ping gap {t.gap * 1000:.0f} ms, udp gap {_ms(t.udp_gap)} ms",
+                  file=sys.stderr, flush=True)
     return results
 
 
@@ -223,7 +236,7 @@ def summarize(results: dict[str, list[Trial]]) -> list[dict[str, Any]]:
         hb, thr = TIMER_SETS[name]
         row: dict[str, Any] = {"timers": name, "trials": len(trials),
                                "budget": hb * 0.1 * thr + 0.3}
-        for key in ("gap", "detect", "takeover", "reroute", "controller"):
+        for key in ("gap", "udp_gap", "detect", "takeover", "reroute", "controller"):
             vals = [getattr(t, key) for t in trials if getattr(t, key) is not None]
             row[f"{key}_median"] = statistics.median(vals) if vals else None
             row[f"{key}_max"] = max(vals) if vals else None
@@ -240,18 +253,19 @@ def render(rows: list[dict[str, Any]]) -> None:
     table.add_column("hb-interval x lost-threshold")
     table.add_column("trials", justify="right")
     table.add_column("budget", justify="right")
-    for key in ("gap", "detect", "takeover", "reroute", "controller"):
+    for key in ("gap", "udp_gap", "detect", "takeover", "reroute", "controller"):
         table.add_column(key, justify="right")
     for r in rows:
         hb, thr = TIMER_SETS[r["timers"]]
         table.add_row(
             f"{hb * 100} ms x {thr}", str(r["trials"]), f"{r['budget'] * 1000:.0f}",
             *(f"{_ms(r[f'{k}_median'])} / {_ms(r[f'{k}_max'])}"
-              for k in ("gap", "detect", "takeover", "reroute", "controller")),
+              for k in ("gap", "udp_gap", "detect", "takeover", "reroute", "controller")),
         )
-    console = Console(width=max(100, Console().width))
+    console = Console(width=max(130, Console().width))
     console.print(table)
     console.print("gap: longest interval between ping replies (receiver timestamps); "
+                  "udp_gap: longest interval between UDP datagrams at the sink; "
                   "detect / takeover: survivor's log (peer lost / became primary); "
                   "reroute: controller's log (virtual MAC moved); all counted from the kill; "
                   "controller: reroute - takeover (GARP -> flow moved).")
@@ -263,6 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--timers", default="1/3,2/6",
                    help="comma-separated hb-interval/hb-lost-threshold sets (1/3, 2/6)")
     p.add_argument("--rundir", default=None)
+    p.add_argument("--no-udp", action="store_true", help="ping only (no lab.probes UDP stream)")
     args = p.parse_args(argv)
     sets = [s.strip() for s in args.timers.split(",") if s.strip()]
     bad = [s for s in sets if s not in TIMER_SETS]
@@ -272,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {}
     for name in sets:
         hb, thr = TIMER_SETS[name]
-        results[name] = run_set(hb, thr, args.trials, base / name.replace("/", "-"))
+        results[name] = run_set(hb, thr, args.trials, base / name.replace("/", "-"),
+                                udp=not args.no_udp)
     rows = summarize(results)
     (base / "failover_bench.json").write_text(json.dumps(
         {"summary": rows, "trials": {k: [asdict(t) for t in v] for k, v in results.items()}},
