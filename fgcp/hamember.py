@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fgcp import hadiag
+from fgcp.daemon import DaemonError
 from fgcp.hafsm import (
     WORK,
     Action,
@@ -65,7 +66,7 @@ RECV_BURST = 64  # frames read per readable event
 DROP_LOG_EVERY = 100  # log the 1st, then every Nth dropped frame of a reason
 
 
-class HaError(RuntimeError):
+class HaError(DaemonError):
     """The HA component cannot start (e.g. a heartbeat interface is missing)."""
 
 
