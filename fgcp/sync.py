@@ -5,7 +5,7 @@ bytes and return the frames to send (``Tx``); ``should_sync`` is the FortiOS
 session-pickup filter; ``render_sync_stats`` (the diag renderer) is re-exported
 from fgcp.syncdiag.
 
-Reliability (conntrackd FT-FW style, docs/protocol-sync.md): every sequenced frame
+Reliability (conntrackd FT-FW style, docs/protocol.md "Session sync"): every sequenced frame
 (DATA, BULK_BEGIN, BULK_END) carries a per-peer stream id and sequence number;
 the receiver ACKs cumulatively and NACKs gaps (a NACK also selectively
 acknowledges everything between the cumulative point and the highest sequence it

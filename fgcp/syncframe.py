@@ -4,7 +4,7 @@
 engine uses (precompiled ``struct``, many records per frame); the scapy layers
 ``FGCPSync``/``FGCPSyncRecord`` are for dissection, tests and display.
 
-Wire layout (big-endian, offsets after the Ethernet header; docs/protocol-sync.md)::
+Wire layout (big-endian, offsets after the Ethernet header; docs/protocol.md "Session sync")::
 
     0  magic u16 0x4653 ("FS")  2 version u8 (1)  3 type u8  4 flags u8  5 reserved u8
     6  group-id u16   8 sender serial 16s   24 stream id u32   28 seq u32   32 ack u32

@@ -178,7 +178,7 @@ LinkFactory = Callable[[str], LinkIO]
 
 
 class SyncMember:
-    """The daemon component ``sync`` (see the module docstring and docs/protocol-sync.md).
+    """The daemon component ``sync`` (see the module docstring and docs/protocol.md "Session sync").
 
     ``link_factory(port_name)`` opens one HA port (default: PacketLink);
     ``clock`` is used only for the forwarder's session events (they carry no

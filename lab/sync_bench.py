@@ -391,7 +391,7 @@ def measure_fgcpd(entries: int = 100000, lag_rate: float = 1000.0, lag_seconds: 
             sec.stop()
             procs.remove(sec)
             # the primary ignores a HELLO while the stream it answers is younger than 1 s
-            # (restart guard, docs/protocol-sync.md); a real member restart takes longer
+            # (restart guard, docs/protocol.md "Session sync"); a real member restart takes longer
             time.sleep(1.0)
             t_spawn = time.time()
             sec = start(pair.ns[1], "secondary", c2, wd / "secondary2.log")
