@@ -86,7 +86,7 @@ def test_three_members_share_ha_segments(make_lab: Callable[..., LabNetwork]) ->
 
 
 def test_fgcpd_member_forwards_ping(make_lab: Callable[..., LabNetwork]) -> None:
-    with make_lab(member_mode="fgcpd") as lab:
+    with make_lab(member_mode="fgcpd", active_members=("fgt1",)) as lab:
         assert set(lab.daemons) == {"fgt1"}
         p = ping(lab.host("c1"), SV1, count=3)
         assert p.ok, p.output
@@ -95,7 +95,7 @@ def test_fgcpd_member_forwards_ping(make_lab: Callable[..., LabNetwork]) -> None
 
 
 def test_fgcpd_member_restart(make_lab: Callable[..., LabNetwork]) -> None:
-    with make_lab(member_mode="fgcpd") as lab:
+    with make_lab(member_mode="fgcpd", active_members=("fgt1",)) as lab:
         pid = lab.daemons["fgt1"].pid
         assert lab.stop_daemon("fgt1") is not None
         assert not pid_alive(pid)

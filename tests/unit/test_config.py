@@ -127,6 +127,7 @@ def test_example_ha(fgt1: MemberConfig) -> None:
         monitor=("port1", "port2"),
         hb_interval=2,
         hb_lost_threshold=6,
+        hello_holddown=5,  # the lab's members start in 5 s, not FortiOS's 20
     )
     assert fgt1.session_ttl == SessionTTL(default=3600)
 
