@@ -270,8 +270,15 @@ class RingPort:
         except BlockingIOError:
             pass  # the kernel keeps the slots; they go out on the next kick
         except OSError:
-            self._stats.tx_errors += pending
-            return
+            # often an earlier error reported now (ENETDOWN after a link flap),
+            # which reading it cleared: the slots are still queued, kick again
+            try:
+                self._sock.send(b"", socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                pass
+            except OSError:
+                self._stats.tx_errors += pending
+                return
         self._stats.tx += pending
 
     def counters(self) -> dict[str, int]:
