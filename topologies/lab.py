@@ -6,6 +6,7 @@ tears down what it started (daemons, controller, Mininet) on exit or error.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
@@ -35,6 +36,7 @@ from topologies.topo import (
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 MemberMode = Literal["fgcpd", "kernel"]
+LOCK_PATH = Path("/run/fgcp-lab.lock")  # held (flock) by the one running lab
 OFFLOADS = ("tx", "rx", "tso", "gso", "gro")
 
 
@@ -205,6 +207,7 @@ class LabNetwork:
         self.daemons: dict[str, subprocess.Popen[bytes]] = {}
         self._ctl_names: dict[str, str] = {}  # member -> control socket name
         self._files: list[IO[bytes]] = []
+        self._lock_fd: int | None = None
 
     @staticmethod
     def _make_rundir() -> Path:
@@ -293,11 +296,25 @@ class LabNetwork:
             if self.wait_ha:
                 self.wait_ha_stable()
 
+    def _lock(self) -> None:
+        """Take the machine-wide lab lock (Mininet's switch names are global):
+        two labs starting at once cannot both pass the name check."""
+        fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LabBusyError(
+                f"another lab is running (it holds {LOCK_PATH}); stop it first"
+            ) from None
+        self._lock_fd = fd
+
     def _preflight(self) -> None:
         if os.geteuid() != 0:
             raise LabError("the lab needs root (Mininet): run it with sudo")
         if _run(["ovs-vsctl", "--timeout=5", "show"]).returncode != 0:
             raise LabError("Open vSwitch is not running: run scripts/setup-host.sh")
+        self._lock()
         busy = existing_lab_names()
         if busy:
             raise LabBusyError(
@@ -547,6 +564,9 @@ class LabNetwork:
                 for f in self._files:
                     f.close()
                 self._files.clear()
+                if self._lock_fd is not None:
+                    fd, self._lock_fd = self._lock_fd, None
+                    os.close(fd)  # releases the lab lock
 
     def remove_rundir(self) -> None:
         """Delete the run directory if this lab created it."""
