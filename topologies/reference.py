@@ -278,9 +278,19 @@ def render_nft_ruleset() -> str:
 
     Without the SYN rule Linux would pick a mid-stream TCP flow up again
     (``nf_conntrack_tcp_loose``) and the comparison with conntrackd would be moot.
+    The input rules drop (rather than answer with a RST) a server's mid-stream
+    segment that reaches the new master before ``conntrackd -c`` has committed
+    its NAT state, or that conntrack finds invalid: it would otherwise hit the
+    VIP itself and reset the stream.
     """
     return (
         "table ip fgcpref {\n"
+        "    chain filter_in {\n"
+        "        type filter hook input priority filter; policy accept;\n"
+        '        iifname { "port1", "port2" } meta l4proto tcp ct state new '
+        "tcp flags & (fin|syn|rst|ack) != syn drop\n"
+        '        iifname { "port1", "port2" } meta l4proto tcp ct state invalid drop\n'
+        "    }\n"
         "    chain filter_fwd {\n"
         "        type filter hook forward priority filter; policy drop;\n"
         "        ct state established,related accept\n"
@@ -536,6 +546,9 @@ def _configure_member(lab: LabNetwork, m: ReferenceMember) -> None:
         "nft delete table ip fgcpref 2>/dev/null; true",
         f"ip addr add {m.port1} dev port1", f"ip addr add {m.port2} dev port2",
         "sysctl -qw net.ipv4.ip_forward=1",
+        # as conntrackd set-ups do: a committed entry's TCP window is stale, do
+        # not mark the stream's next segments invalid (they would reach the VIP)
+        "sysctl -qw net.netfilter.nf_conntrack_tcp_be_liberal=1; true",
         # the VIP must answer ARP only on its own port
         "sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2",
     ]
