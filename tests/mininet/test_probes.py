@@ -107,7 +107,7 @@ def test_a_400ms_forwarding_cut_shows_as_a_gap_at_the_cut(
     assert t_cut - 0.05 <= out.start <= t_cut + 0.05
     assert t_restored - 0.05 <= out.end <= t_restored + 0.1
     assert 350 <= out.duration_ms <= 550
-    assert 30 <= flow["lost"] <= 55 and flow["max_gap_ms"] == pytest.approx(out.duration_ms)
+    assert 30 <= flow["lost"] <= 55 and flow["max_gap_ms"] == pytest.approx(out.duration_ms, abs=0.01)
 
     pout = outage_window([Gap.from_dict(g) for g in rp["gaps"]], t_cut, within_s=0.2)
     assert pout is not None and 350 <= pout.duration_ms <= 650, rp["gaps"]
