@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from collections.abc import Generator
 from pathlib import Path
 
@@ -50,3 +51,20 @@ def artefact_dir(request: pytest.FixtureRequest) -> Path:
             if old.is_file():
                 old.unlink()
     return path
+
+
+def keep_artefacts(rundir: Path, dest: Path, failed: bool,
+                   suffixes: tuple[str, ...] = (".log", ".out")) -> None:
+    """A lab run directory's teardown: copy its files with ``suffixes`` to ``dest``
+    when the test failed or a log holds a Python traceback, remove the directory,
+    then fail the test on such a traceback (pcaps are copied, never scanned)."""
+    files = sorted(p for p in rundir.glob("*") if p.suffix in suffixes)
+    crashed = [p.name for p in files if p.suffix in (".log", ".out")
+               and "Traceback" in p.read_text(errors="replace")]
+    if failed or crashed:
+        dest.mkdir(parents=True, exist_ok=True)
+        for p in files:
+            shutil.copy2(p, dest / p.name)
+    shutil.rmtree(rundir, ignore_errors=True)
+    if crashed:
+        pytest.fail(f"Traceback in {', '.join(crashed)} (copied to {dest})")

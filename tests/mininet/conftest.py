@@ -7,14 +7,13 @@ or a log contains a Python traceback (which then fails the test).
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import call_failed
+from tests.conftest import call_failed, keep_artefacts
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -28,15 +27,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def lab_rundir(request: pytest.FixtureRequest, artefact_dir: Path) -> Iterator[Path]:
     rundir = Path(tempfile.mkdtemp(prefix="fgcp-test-", dir="/run"))
     yield rundir
-    logs = sorted(p for p in rundir.glob("*") if p.suffix in (".log", ".out"))
-    crashed = [p.name for p in logs if "Traceback" in p.read_text(errors="replace")]
-    if crashed or call_failed(request.node):
-        artefact_dir.mkdir(parents=True, exist_ok=True)
-        for p in logs:
-            shutil.copy2(p, artefact_dir / p.name)
-    shutil.rmtree(rundir, ignore_errors=True)
-    if crashed:
-        pytest.fail(f"Traceback in {', '.join(crashed)} (copied to {artefact_dir})")
+    keep_artefacts(rundir, artefact_dir, call_failed(request.node))
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ hb-interval x hb-lost-threshold + 300 ms = 600 ms, from ping receive timestamps.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from lab.failover_bench import PingProbe, max_gap
-from tests.conftest import ARTEFACTS
+from tests.conftest import ARTEFACTS, keep_artefacts
 from topologies.lab import REPO_ROOT, LabNetwork, wait_until, write_ha_config
 
 SV1 = "203.0.113.11"
@@ -68,17 +67,8 @@ def ha_lab(request: pytest.FixtureRequest) -> Iterator[LabNetwork]:
             yield lab
             failed = request.session.testsfailed > failures
     finally:
-        logs = sorted(p for p in rundir.glob("*") if p.suffix in (".log", ".out", ".pcap"))
-        crashed = [p.name for p in logs
-                   if p.suffix != ".pcap" and "Traceback" in p.read_text(errors="replace")]
-        if failed or crashed:
-            dest = ARTEFACTS / "tests_mininet_test_ha"
-            dest.mkdir(parents=True, exist_ok=True)
-            for p in logs:
-                shutil.copy2(p, dest / p.name)
-        shutil.rmtree(rundir, ignore_errors=True)
-        if crashed:
-            pytest.fail(f"Traceback in {', '.join(crashed)}")
+        keep_artefacts(rundir, ARTEFACTS / "tests_mininet_test_ha", failed,
+                       (".log", ".out", ".pcap"))
 
 
 def history(lab: LabNetwork, member: str) -> str:

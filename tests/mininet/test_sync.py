@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -21,7 +20,7 @@ import pytest
 
 from fgcp.syncmember import DELAY_SCALE_ENV
 from lab.probes import start_ping, start_short_tcp, start_tcp_streams, start_udp_streams
-from tests.conftest import ARTEFACTS
+from tests.conftest import ARTEFACTS, keep_artefacts
 from topologies.lab import CONFIG_DIR, LabNetwork, wait_until, write_ha_config
 
 SV1 = "203.0.113.11"
@@ -39,16 +38,7 @@ def lab() -> Iterator[LabNetwork]:
             yield net
             failed = False
     finally:
-        logs = sorted(p for p in rundir.glob("*") if p.suffix in (".log", ".out"))
-        crashed = [p.name for p in logs if "Traceback" in p.read_text(errors="replace")]
-        if failed or crashed:
-            dest = ARTEFACTS / "tests_mininet_test_sync"
-            dest.mkdir(parents=True, exist_ok=True)
-            for p in logs:
-                shutil.copy2(p, dest / p.name)
-        shutil.rmtree(rundir, ignore_errors=True)
-        if crashed:
-            pytest.fail(f"Traceback in {', '.join(crashed)}")
+        keep_artefacts(rundir, ARTEFACTS / "tests_mininet_test_sync", failed)
 
 
 def sync_stats(lab: LabNetwork, member: str) -> str:
