@@ -72,7 +72,8 @@ def interface_mac(ifname: str, sock: socket.socket | None = None) -> bytes:
     return bytes(res[18:24])
 
 
-def _open_socket(ifname: str) -> tuple[socket.socket, int]:
+def _open_socket(ifname: str) -> tuple[socket.socket, int, bytes]:
+    """An unbound AF_PACKET socket for ``ifname``, its ifindex and MAC."""
     # Protocol 0 until bind: the socket receives nothing before the rings exist.
     try:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -83,7 +84,12 @@ def _open_socket(ifname: str) -> tuple[socket.socket, int]:
     except OSError as exc:
         sock.close()
         raise PortError(f"no such interface {ifname!r}") from exc
-    return sock, ifindex
+    try:
+        mac = interface_mac(ifname, sock)
+    except PortError:
+        sock.close()
+        raise
+    return sock, ifindex, mac
 
 
 def _common_options(sock: socket.socket, ifindex: int) -> None:
@@ -133,13 +139,8 @@ class RingPort:
         self.ifname = ifname
         self.index = index
         self._stats = _Stats()
-        sock, ifindex = _open_socket(ifname)
+        sock, ifindex, self.mac = _open_socket(ifname)
         self._sock = sock
-        try:
-            self.mac = interface_mac(ifname, sock)
-        except PortError:
-            sock.close()
-            raise
         self._mm: mmap.mmap | None = None
         self._mv: memoryview | None = None
         try:
@@ -313,13 +314,8 @@ class PlainPort:
         self.ifname = ifname
         self.index = index
         self._stats = _Stats()
-        sock, ifindex = _open_socket(ifname)
+        sock, ifindex, self.mac = _open_socket(ifname)
         self._sock = sock
-        try:
-            self.mac = interface_mac(ifname, sock)
-        except PortError:
-            sock.close()
-            raise
         try:
             _common_options(sock, ifindex)
             try:  # as big as the rx ring (root may exceed net.core.rmem_max)
