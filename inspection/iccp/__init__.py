@@ -1,0 +1,12 @@
+"""ICCP (IEC 60870-6 TASE.2) decoder: MMS (ISO 9506, BER) over ISO session/presentation/
+ACSE over COTP class 0 over TPKT (RFC 1006) on TCP 102; pure, incremental, never raises.
+
+    from inspection.iccp import IccpDecoder, IccpEvent, looks_like_iccp, ICCP_PORT
+    dec = IccpDecoder(max_pdu=65535)        # one direction of one TCP stream
+    for ev in dec.feed(segment_bytes): ...  # IccpEvent per TPKT (or anomaly)
+    blob = dec.to_state(); dec = IccpDecoder.from_state(blob)
+"""
+
+from inspection.iccp.decoder import ICCP_PORT, IccpDecoder, IccpEvent, looks_like_iccp
+
+__all__ = ["ICCP_PORT", "IccpDecoder", "IccpEvent", "looks_like_iccp"]
