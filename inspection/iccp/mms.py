@@ -44,7 +44,7 @@ class MmsInfo:
 
 
 @functools.cache
-def _spec() -> Any:
+def spec() -> Any:
     import asn1tools
 
     from inspection.iccp.mms_asn import MMS_ASN1
@@ -53,7 +53,7 @@ def _spec() -> Any:
 
 def _bodies(buf: bytes, type_name: str) -> Any:
     try:
-        return _spec().decode(type_name, buf)
+        return spec().decode(type_name, buf)
     except Exception as e:  # asn1tools raises DecodeError and, on odd input, others
         raise BerError(f"bad MMS BER in {type_name}: {str(e)[:80]}") from e
 
