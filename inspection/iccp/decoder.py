@@ -94,12 +94,15 @@ class IccpDecoder:
     def feed(self, data: bytes) -> list[IccpEvent]:
         """Consume in-order stream bytes; never raises on any input."""
         events: list[IccpEvent] = []
+        end = self.offset + len(data)
         try:
             self._feed(memoryview(data), events)
         except Exception as e:  # noqa: BLE001 - a decoder bug must not kill the data path
             self._buf.clear()
             self._tsdu.clear()
+            self._skip = 0
             self._resync = True
+            self.offset = end
             events.append(self._anomaly(self.offset, self.offset,
                                         f"decoder error {type(e).__name__}: {e}"[:120]))
         return events
@@ -236,7 +239,7 @@ class IccpDecoder:
         if magic != _MAGIC or version != _STATE_VERSION:
             raise ValueError("bad ICCP decoder state: magic/version")
         if len(state) != _STATE.size + nbuf + ntsdu or nbuf > max_pdu or ntsdu > max_pdu \
-                or skip > max_pdu or flags & ~_RESYNC:
+                or skip > 0xFFFF or flags & ~_RESYNC:
             raise ValueError("bad ICCP decoder state: lengths")
         d = cls(max_pdu)
         if d.max_pdu != max_pdu:
