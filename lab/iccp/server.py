@@ -95,6 +95,12 @@ class IccpServer:
         finally:
             iec.IedServer_unlockDataModel(self.server)
 
+    def setpoint(self) -> float:
+        """The setpoint's current value (what the last accepted write put there)."""
+        ref = f"{IED_NAME}{LD_NAME}/GGIO1.AnOut1.setMag.f"
+        return float(self._iec.IedServer_getFloatAttributeValue(self.server,
+                                                                self._attribute(ref)))
+
     def stop(self) -> None:
         if self.server is not None:
             self._iec.IedServer_stop(self.server)
