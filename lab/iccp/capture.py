@@ -1,11 +1,12 @@
 """Records the real ICCP peers on loopback with tcpdump into a pcap (the golden capture
-tests/golden/iccp_session.pcap): association, services, split write, conclude.
+tests/golden/iccp_session.pcap): association, services, reports, split write.
 
     python -m lab.iccp.capture --out tests/golden/iccp_session.pcap [--port 10102]
 
 Runs as root (tcpdump).  The benign client does one of each extra service (identify,
-status, define/read/delete a named variable list), reads and writes for ``--duration`` s
-and concludes; then the attacker associates and sends its split breaker write.
+define/read/delete a named variable list), enables the report control block (the
+server's informationReports), reads and writes for ``--duration`` s and concludes;
+then the attacker associates and sends its split breaker write.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def capture(out: Path, port: int, duration: float) -> dict[str, object]:
             time.sleep(0.5)  # tcpdump attached
             subprocess.run([py, "-m", "lab.iccp.client", "--dst", "127.0.0.1", "--port",
                             str(port), "--rate", "10", "--duration", str(duration),
-                            "--extras", "--conclude", "--out", str(d / "client.json")],
+                            "--extras", "--reports", "--conclude", "--out", str(d / "client.json")],
                            check=False, timeout=60)
             subprocess.run([py, "-m", "lab.iccp.attack", "--dst", "127.0.0.1", "--port",
                             str(port), "--split", "40", "--pause", "0.2",
@@ -61,12 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True)
     p.add_argument("--port", type=int, default=10102)
-    p.add_argument("--duration", type=float, default=1.0)
+    p.add_argument("--duration", type=float, default=1.2)
     a = p.parse_args(argv)
     res = capture(Path(a.out), a.port, a.duration)
     c = res["client"]
     assert isinstance(c, dict)
-    print(json.dumps({"client": {k: c.get(k) for k in ("ops_ok", "ops_failed", "extras",
+    print(json.dumps({"client": {k: c.get(k) for k in ("ops_ok", "ops_failed", "extras", "reports_enabled",
                                                        "conclude_error", "ended")},
                       "attack": res["attack"]}, indent=1))
     return 0

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from lab.gaps import gaps_above, max_gap
-from lab.iccp.server import BREAKER_POS, DOMAIN, POWER, SETPOINT
+from lab.iccp.server import BREAKER_POS, DOMAIN, POWER, RCB_ENABLE, SETPOINT
 from lab.probes import _die_with_parent, write_report
 
 LOCAL_AP_TITLE = "1.1.1.999"
@@ -81,7 +81,7 @@ def run_extras(client: Any) -> dict[str, str | None]:
 def run_client(dst: str, port: int, rate: float, duration: float | None,
                should_stop: Callable[[], bool], connect_timeout_ms: int = 3000,
                gap_threshold_ms: float = 100.0, extras: bool = False,
-               conclude: bool = False) -> dict[str, Any]:
+               conclude: bool = False, reports: bool = False) -> dict[str, Any]:
     """Associate, run ops at ``rate``/s until ``duration`` or a stop; return the report."""
     from pyiec61850.tase2 import TASE2Client
     from pyiec61850.tase2.exceptions import TASE2Error
@@ -124,6 +124,13 @@ def run_client(dst: str, port: int, rate: float, duration: float | None,
     rep["associated"], rep["associated_at"] = True, time.time()
     if extras:
         rep["extras"] = run_extras(client)
+    if reports:  # enable the server's report control block: informationReports follow
+        try:
+            client.write_point(DOMAIN, RCB_ENABLE, True)
+            rep["reports_enabled"] = True
+        except failures as e:
+            rep["reports_enabled"] = False
+            error(f"enable reports: {e}")
     cycle = _op_cycle()
     interval = 1.0 / rate if rate > 0 else 0.0
     end = time.monotonic() + duration if duration else float("inf")
@@ -194,6 +201,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--extras", action="store_true",
                    help="once after associating: identify, define/read/delete a variable list")
     p.add_argument("--conclude", action="store_true", help="MMS conclude before closing")
+    p.add_argument("--reports", action="store_true",
+                   help="enable the server's report control block (informationReports)")
     p.add_argument("--out", required=True, help="JSON report path")
     p.add_argument("--die-with-parent", action="store_true")
     a = p.parse_args(argv)
@@ -207,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if a.die_with_parent:
         _die_with_parent()
     rep = run_client(a.dst, a.port, a.rate, a.duration, lambda: stop["flag"],
-                     a.connect_timeout_ms, a.gap_threshold_ms, a.extras, a.conclude)
+                     a.connect_timeout_ms, a.gap_threshold_ms, a.extras, a.conclude,
+                     a.reports)
     write_report(a.out, rep)
     return 0 if rep["associated"] and rep["ops_failed"] == 0 else 1
 

@@ -11,6 +11,8 @@ Data model (MMS domain ``ICC1`` = IED ``ICC`` + logical device ``1``)::
     GGIO1$SP$AnOut1$setMag$f     writable setpoint (float, FC SP, write allowed)
     GGIO1$CO$SPCSO1$Oper         breaker control point (SPC, direct control with normal security)
     GGIO1$ST$SPCSO1$stVal        breaker position (status)
+    LLN0$Transfer_Set1           data set {TotW, Hz}
+    LLN0$RP$urcb01               unbuffered report control block on it (integrity 500 ms)
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ SETPOINT = "GGIO1$SP$AnOut1$setMag$f"
 BREAKER_OPER = "GGIO1$CO$SPCSO1$Oper"
 BREAKER_POS = "GGIO1$ST$SPCSO1$stVal"
 POINTS = (POWER, FREQ, SETPOINT, BREAKER_POS)
+DATA_SET = "Transfer_Set1"             # LLN0$Transfer_Set1: TotW and Hz
+RCB = "urcb01"
+RCB_ENABLE = f"LLN0$RP${RCB}$RptEna"     # write True: integrity reports every period
+REPORT_PERIOD_MS = 500
 
 
 class IccpServerError(RuntimeError):
@@ -53,13 +59,22 @@ class IccpServer:
         iec = self._iec = _lib()
         self.model = iec.IedModel_create(IED_NAME)
         ld = iec.LogicalDevice_create(LD_NAME, self.model)
-        iec.LogicalNode_create("LLN0", ld)
+        lln0 = iec.LogicalNode_create("LLN0", ld)
         mmxu = iec.toModelNode(iec.LogicalNode_create("MMXU1", ld))
         iec.CDC_MV_create("TotW", mmxu, 0, False)
         iec.CDC_MV_create("Hz", mmxu, 0, False)
         ggio = iec.toModelNode(iec.LogicalNode_create("GGIO1", ld))
         iec.CDC_ASG_create("AnOut1", ggio, 0, False)
         iec.CDC_SPC_create("SPCSO1", ggio, 0, iec.CDC_CTL_MODEL_DIRECT_NORMAL)
+        # a data set and an unbuffered report control block: the client's RptEna write
+        # makes the server send informationReports (a TASE.2 DS transfer set's role)
+        ds = iec.DataSet_create(DATA_SET, lln0)
+        for ref in (POWER, FREQ):
+            iec.DataSetEntry_create(ds, ref, -1, None)
+        iec.ReportControlBlock_create(RCB, lln0, "ICC1Transfer", False, DATA_SET, 1,
+                                      iec.TRG_OPT_DATA_CHANGED | iec.TRG_OPT_INTEGRITY,
+                                      iec.RPT_OPT_SEQ_NUM | iec.RPT_OPT_DATA_SET, 50,
+                                      REPORT_PERIOD_MS)
         self.server: Any = None
 
     def _attribute(self, ref: str) -> Any:

@@ -80,8 +80,13 @@ def test_golden_capture_every_pdu_decoded_with_service_and_names() -> None:
     tase2 = {n for e in req for n in e.tase2}
     assert {"Bilateral_Table_ID", "TASE2_Version", "Supported_Features",
             "Next_DSTransfer_Set"} <= tase2
-    writes = [e for e in req if e.service == "write"]
-    assert writes and all(e.domain == "ICC1" and e.items == (SETPOINT,) for e in writes)
+    writes = [e.items for e in req if e.service == "write" and e.domain == "ICC1"]
+    assert writes[0] == ("LLN0$RP$urcb01$RptEna",)  # enables the server's reports
+    assert len(writes) > 2 and set(writes[1:]) == {(SETPOINT,)}
+    # ... which then come as unconfirmed informationReports of the IEC 61850 "RPT" name
+    reports = [e for e in rsp if e.service == "informationReport"]
+    assert reports and all(e.mms_pdu == "unconfirmed-PDU" and e.items == ("RPT",)
+                           and e.invoke_id is None for e in reports)
     # the server's domain list and directory come back named
     lists = [e for e in rsp if e.service == "getNameList"]
     assert lists[0].items == ("ICC1",) and BREAKER in lists[1].items
