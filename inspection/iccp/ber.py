@@ -4,7 +4,7 @@ MMS PDU header; asn1tools (mms.py) decodes the MMS service bodies themselves.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_DEPTH = 16
 
@@ -13,8 +13,7 @@ class BerError(ValueError):
     """Malformed or truncated BER (raised inside the decoder, turned into an anomaly)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Tlv:
+class Tlv(NamedTuple):
     cls: int            # 0 universal, 1 application, 2 context, 3 private
     constructed: bool
     number: int
@@ -34,8 +33,13 @@ def read_tlv(buf: bytes, pos: int, limit: int | None = None) -> Tlv:
     if pos >= end_lim:
         raise BerError("truncated BER (no tag)")
     b = buf[pos]
-    cls, constructed, number = b >> 6, bool(b & 0x20), b & 0x1F
     p = pos + 1
+    if b & 0x1F != 0x1F and p + 1 < end_lim and buf[p] < 0x80:  # fast path: short forms
+        n = buf[p]
+        if p + 1 + n > end_lim:
+            raise BerError(f"bad BER length ({n} > {end_lim - p - 1} left)")
+        return Tlv(b >> 6, bool(b & 0x20), b & 0x1F, pos, p + 1, p + 1 + n)
+    cls, constructed, number = b >> 6, bool(b & 0x20), b & 0x1F
     if number == 0x1F:
         number = 0
         for _ in range(4):
