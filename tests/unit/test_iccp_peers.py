@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from inspection.iccp import IccpDecoder
-from lab.iccp.attack import breaker_write, run_attack
+from lab.iccp.attack import breaker_write, item_split, run_attack
 from lab.iccp.client import run_client
 from lab.iccp.server import IccpServer
 
@@ -56,6 +56,16 @@ def test_attacker_split_write_is_answered_by_the_server(
     assert rep["split"] == 30 and len(halves) == 1
     ev = IccpDecoder().feed(breaker_write())
     assert [(e.service, e.items) for e in ev] == [("write", ("GGIO1$CO$SPCSO1$Oper",))]
+
+
+def test_default_split_cuts_the_item_name_in_two(server: tuple[IccpServer, int]) -> None:
+    _, port = server
+    rep = run_attack("127.0.0.1", port, split=None, between=lambda: None)
+    pdu = breaker_write()
+    first, second = pdu[:rep["split"]], pdu[rep["split"]:]
+    assert rep["split"] == item_split(pdu) and rep["outcome"] == "answered"
+    assert first.endswith(b"GGIO1$CO$S") and second.startswith(b"PCSO1$Oper")
+    assert b"GGIO1$CO$SPCSO1$Oper" not in first and b"GGIO1$CO$SPCSO1$Oper" not in second
 
 
 def test_attacker_reports_a_connection_closed_between_the_halves() -> None:
