@@ -5,8 +5,16 @@ ACSE over COTP class 0 over TPKT (RFC 1006) on TCP 102; pure, incremental, never
     dec = IccpDecoder(max_pdu=65535)        # one direction of one TCP stream
     for ev in dec.feed(segment_bytes): ...  # IccpEvent per TPKT (or anomaly)
     blob = dec.to_state(); dec = IccpDecoder.from_state(blob)
+    preload()    # compile the MMS ASN.1 subset now (~0.2 s), not on the first PDU
 """
 
 from inspection.iccp.decoder import ICCP_PORT, IccpDecoder, IccpEvent, looks_like_iccp
+from inspection.iccp.mms import spec as _spec
 
-__all__ = ["ICCP_PORT", "IccpDecoder", "IccpEvent", "looks_like_iccp"]
+
+def preload() -> None:
+    """Compile the MMS ASN.1 subset (done lazily otherwise, on the first MMS PDU)."""
+    _spec()
+
+
+__all__ = ["ICCP_PORT", "IccpDecoder", "IccpEvent", "looks_like_iccp", "preload"]

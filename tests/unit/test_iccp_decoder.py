@@ -311,3 +311,10 @@ def test_looks_like_iccp() -> None:
     assert looks_like_iccp(b"\x03\x00\x00\x03\x02\xf0") is False  # length < 7
     assert looks_like_iccp(b"\x03\x00") is None
     assert looks_like_iccp(b"") is None
+
+
+def test_preload_compiles_the_schema_once() -> None:
+    from inspection.iccp import preload
+    from inspection.iccp.mms import spec
+    preload()
+    assert spec() is spec() and spec().types["ConfirmedServiceRequest"] is not None
