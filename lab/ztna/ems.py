@@ -25,7 +25,7 @@ from typing import Any, Self
 from inspection.ztna.verify import DeviceStatus
 from lab.ztna.pki import PkiDir, PkiError
 
-__all__ = ["EmsClient", "EmsCore", "EmsError", "EmsServer", "parse_address"]
+__all__ = ["EmsClient", "EmsCore", "EmsError", "EmsServer", "parse_address", "parse_hostport"]
 
 MAX_LINE = 65536
 STATUS_ACTIVE = "active"
@@ -38,11 +38,14 @@ class EmsError(Exception):
 
 def parse_address(text: str) -> tuple[str, int] | str:
     """``HOST:PORT`` -> (host, port); anything with a ``/`` is a unix socket path."""
-    if "/" in text:
-        return text
+    return text if "/" in text else parse_hostport(text)
+
+
+def parse_hostport(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``; empty host = 127.0.0.1) -> (host, port)."""
     host, sep, port = text.rpartition(":")
     if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"address {text!r} is neither HOST:PORT nor a socket path")
+        raise ValueError(f"address {text!r}: HOST:PORT expected")
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
