@@ -1,5 +1,5 @@
 """ZTNA data channel: AEAD frames keyed by the mutual-TLS exporter, nonce = stream offset,
-so the whole channel state (keys + two offsets + a bounded partial frame) syncs in ~130 bytes.
+so the whole channel state (keys, two offsets, a bounded partial frame) syncs in 109+ bytes.
 
 Pure: ``seal`` bytes -> frames, ``open`` frames (fed in any pieces) -> bytes; never raises on
 bad input (``Opened.error``). The frame layout is in docs/ztna.md.

@@ -220,7 +220,8 @@ def authorize(check: CertCheck, status: DeviceStatus | None,
             return Decision(False, f"denied by proxy-policy {pol.policy_id}",
                             policy_id=pol.policy_id, **ident)
         rec = TrustRecord(check.device_id, check.fingerprint, tuple(sorted(status.tags)),
-                          now, pol.policy_id, check.serial, check.not_after)
+                          round(now * 1000) / 1000, pol.policy_id, check.serial,
+                          float(int(check.not_after)))  # the precision of the sync codec
         return Decision(True, f"accepted by proxy-policy {pol.policy_id}",
                         policy_id=pol.policy_id, record=rec, **ident)
     first = next((p for p in policies if p.action == "accept"), policies[0])
