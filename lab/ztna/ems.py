@@ -247,8 +247,8 @@ class EmsServer:
             tmp.replace(self.pki.path / "ems.json")
 
     def start(self) -> Self:
-        self._thread = threading.Thread(target=self.server.serve_forever, name="ems",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,),
+                                        name="ems", daemon=True)
         self._thread.start()
         return self
 
