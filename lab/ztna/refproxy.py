@@ -124,6 +124,7 @@ class RefProxy:
         backend: socket.socket | None = None
         try:
             with cl:
+                cl.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 cl.settimeout(HANDSHAKE_TIMEOUT)
                 out = ProxyOutput()
                 while conn.phase in ("handshake", "request"):
@@ -151,6 +152,7 @@ class RefProxy:
                 if backend is None:
                     return
                 with backend:
+                    backend.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                     backend.settimeout(None)
                     cl.settimeout(None)
                     if out.to_backend:
