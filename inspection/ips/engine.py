@@ -1,0 +1,229 @@
+"""The IPS engine: ``IpsEngine.inspect(state, direction, seq, payload, now, flags)``.
+
+Pure (bytes and ``now`` in, ``Verdict`` out, never raises on network input): TCP
+reassembly, service recognition, hyperscan matching, ICCP decoding, actions, counters.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from inspection.ips.matcher import full_mask, iccp_matches, scan_chunk
+from inspection.ips.reassembly import accept
+from inspection.ips.ruleset import ACTION_RANK, RuleSet
+from inspection.ips.services import HEAD_MAX, detect_service
+from inspection.ips.state import DIRECTIONS, FlowState, Progress
+
+COUNTERS = ("packets", "bytes", "inspected_bytes", "matches", "detections", "monitors",
+            "blocks", "resets", "blocked_packets", "dropped_packets", "reassembly_drops",
+            "out_of_order", "retransmits", "anomalies", "iccp_events", "iccp_anomalies",
+            "state_mismatch", "state_errors")
+
+
+@dataclass(frozen=True, slots=True)
+class AttackEvent:
+    """One log line of ``diagnose ips anomaly list``-style output."""
+
+    kind: str  # "signature" | "anomaly"
+    name: str  # signature name, or the anomaly ("overlap with different data", ...)
+    attack_id: int | None
+    severity: str
+    direction: str  # "client" | "server"
+    offset: int  # stream offset of the direction when detected
+    action: str  # pass | monitor | block | reset
+    entry_id: int = 0  # sensor entry
+    now: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to do with the packet: pass | monitor | drop | block | reset, and why."""
+
+    action: str = "pass"
+    events: list[AttackEvent] = field(default_factory=list)
+
+    @property
+    def forward(self) -> bool:
+        return self.action in ("pass", "monitor")
+
+
+def _load_iccp() -> Any:
+    try:
+        return importlib.import_module("inspection.iccp")
+    except ImportError:
+        return None
+
+
+class IpsEngine:
+    """One member's IPS: a compiled ``RuleSet`` plus counters; per-session state is separate."""
+
+    def __init__(self, ruleset: RuleSet, iccp: Any = "auto", max_segments: int = 64,
+                 max_pending_bytes: int = 65536) -> None:
+        self.ruleset = ruleset
+        self.iccp = _load_iccp() if iccp == "auto" else iccp  # the inspection.iccp API
+        self.max_segments = max_segments
+        self.max_pending_bytes = max_pending_bytes
+        self.counters: Counter[str] = Counter({k: 0 for k in COUNTERS})
+
+    def new_flow(self, proto: str, sport: int, dport: int) -> FlowState:
+        """Fresh state of a session (proto "tcp" | "udp" | "icmp", client/server ports)."""
+        return FlowState(proto, sport, dport, self.ruleset.fingerprint)
+
+    def _applicable(self, st: FlowState, direction: str) -> frozenset[int]:
+        cached = st.applicable.get(direction)
+        if cached is not None:
+            return cached
+        src, dst = (st.sport, st.dport) if direction == "client" else (st.dport, st.sport)
+        want = "from_client" if direction == "client" else "from_server"
+        out = set()
+        for ri, rule in enumerate(self.ruleset.rules):
+            sig = rule.signature
+            if sig.protocol is not None and sig.protocol != st.proto:
+                continue
+            if sig.flow not in (want, "bi_direction"):
+                continue
+            if sig.src_port is not None and src not in sig.src_port:
+                continue
+            if sig.dst_port is not None and dst not in sig.dst_port:
+                continue
+            out.add(ri)
+        st.applicable[direction] = result = frozenset(out)
+        return result
+
+    def _check_fingerprint(self, st: FlowState) -> None:
+        if st.fingerprint != self.ruleset.fingerprint:  # restored under another rule set
+            self.counters["state_mismatch"] += 1
+            st.fingerprint = self.ruleset.fingerprint
+            st.fired.clear()
+            st.waiting.clear()
+            st.applicable.clear()
+            for d in st.dirs:
+                d.progress.clear()
+
+    def _decoder(self, st: FlowState, direction: str) -> Any:
+        d = st.dir(direction)
+        if d.decoder is None and st.service == "ICCP" and self.iccp is not None:
+            if d.iccp_blob is not None:
+                try:
+                    d.decoder = self.iccp.IccpDecoder.from_state(d.iccp_blob)
+                except ValueError:
+                    self.counters["state_errors"] += 1
+                    d.decoder = self.iccp.IccpDecoder()
+                d.iccp_blob = None
+            else:
+                d.decoder = self.iccp.IccpDecoder()
+        return d.decoder
+
+    def inspect(self, st: FlowState, direction: str, seq: int, payload: bytes, now: float,
+                tcp_flags: int = 0) -> Verdict:
+        """Inspect one packet of the session; ``seq`` is ignored for UDP/ICMP."""
+        c = self.counters
+        c["packets"] += 1
+        c["bytes"] += len(payload)
+        if st.blocked:
+            c["blocked_packets"] += 1
+            return Verdict(st.blocked)
+        if direction not in DIRECTIONS:
+            return Verdict()
+        self._check_fingerprint(st)
+        rs = self.ruleset
+        d = st.dir(direction)
+        applicable = self._applicable(st, direction)
+        events: list[AttackEvent] = []
+        action = "pass"
+        data = payload
+        if st.proto == "tcp":
+            acc = accept(d, seq, payload, tcp_flags, self.max_segments, self.max_pending_bytes)
+            data = acc.data
+            c["retransmits"] += acc.retransmit
+            c["out_of_order"] += acc.held
+            if acc.dropped:
+                c["reassembly_drops"] += 1
+                action = "drop"
+            for reason in acc.anomalies:
+                c["anomalies"] += 1
+                events.append(AttackEvent("anomaly", reason, None, "high", direction,
+                                          d.offset, rs.anomaly_action, 0, now))
+                action = max(action, rs.anomaly_action, key=ACTION_RANK.__getitem__)
+        completed: list[int] = []
+        decided = False
+        if data:
+            c["inspected_bytes"] += len(data)
+            head_before = d.head
+            if st.service is None and direction == "client":
+                d.head = (d.head + data)[:HEAD_MAX]
+                st.service = detect_service(d.head, getattr(self.iccp, "looks_like_iccp", None))
+                if st.service is not None:
+                    decided = True
+                    d.head = b""
+            completed, n = scan_chunk(rs, d, data, applicable, stream=st.proto == "tcp")
+            c["matches"] += n
+            if st.service == "ICCP" and rs.has_iccp:
+                decoder = self._decoder(st, direction)
+                if decoder is not None:
+                    feed = (head_before + data) if decided else data
+                    completed += self._iccp_events(st, direction, decoder.feed(feed), applicable)
+        for ri in applicable:  # header-only signatures: the first packet of their direction
+            sig = rs.rules[ri].signature
+            if not sig.contents and sig.iccp is None and ri not in st.fired:
+                completed.append(ri)
+        for ri in completed:
+            if ri in st.fired:
+                continue
+            service = rs.rules[ri].signature.service
+            if st.service is None:
+                st.waiting.add(ri)
+            elif st.service == service:
+                action = self._fire(st, ri, direction, d.offset, now, events, action)
+        if st.service is not None and st.waiting:
+            for ri in sorted(st.waiting):
+                if rs.rules[ri].signature.service == st.service and ri not in st.fired:
+                    action = self._fire(st, ri, direction, d.offset, now, events, action)
+            st.waiting.clear()
+        if action in ("block", "reset"):
+            st.blocked = action
+            c["blocks" if action == "block" else "resets"] += 1
+        elif action == "drop":
+            c["dropped_packets"] += 1
+        return Verdict(action, events)
+
+    def _iccp_events(self, st: FlowState, direction: str, iccp_events: list[Any],
+                     applicable: frozenset[int]) -> list[int]:
+        rs = self.ruleset
+        d = st.dir(direction)
+        done = []
+        for ev in iccp_events:
+            self.counters["iccp_events"] += 1
+            if getattr(ev, "kind", None) == "anomaly":
+                self.counters["iccp_anomalies"] += 1
+            for ri in applicable:
+                sig = rs.rules[ri].signature
+                if sig.iccp is None or not iccp_matches(sig.iccp, ev):
+                    continue
+                p = d.progress.setdefault(ri, Progress())
+                bit = 1 << len(sig.contents)
+                if not p.mask & bit:
+                    p.mask |= bit
+                    if p.mask == full_mask(rs, ri):
+                        done.append(ri)
+        return done
+
+    def _fire(self, st: FlowState, ri: int, direction: str, offset: int, now: float,
+              events: list[AttackEvent], action: str) -> str:
+        rule = self.ruleset.rules[ri]
+        st.fired.add(ri)
+        self.counters["detections"] += 1
+        if rule.action == "monitor":
+            self.counters["monitors"] += 1
+        if rule.log:
+            sig = rule.signature
+            events.append(AttackEvent("signature", sig.name, sig.attack_id, rule.severity,
+                                      direction, offset, rule.action, rule.entry_id, now))
+        return max(action, rule.action, key=ACTION_RANK.__getitem__)
+
+    def stats(self) -> dict[str, int]:
+        """The counters for ``diagnose lab stats``."""
+        return dict(self.counters)

@@ -1,0 +1,120 @@
+"""Per-direction in-order TCP stream reassembly for the IPS (pure, bounded).
+
+Policy (docs/ips.md): first-received data wins; out-of-order segments are held up to
+``max_segments``/``max_bytes``; overlaps that change bytes are an anomaly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from inspection.ips.state import DirState
+
+TCP_FIN = 0x01
+TCP_SYN = 0x02
+TCP_RST = 0x04
+SEQ_MOD = 1 << 32
+MAX_AHEAD = 1 << 20  # a segment starting further than this past the next byte is bogus
+
+OVERLAP_CHANGED = "overlap with different data"
+REASSEMBLY_OVERFLOW = "reassembly buffer full"
+
+
+@dataclass(slots=True)
+class Accepted:
+    """What one segment did: in-order bytes now deliverable, anomalies, drop/retransmit."""
+
+    data: bytes = b""
+    anomalies: list[str] = field(default_factory=list)
+    dropped: bool = False  # held-segment limits exceeded: not inspected, drop the packet
+    retransmit: bool = False  # nothing new in it
+    held: bool = False  # out of order, held for later
+
+
+def seq_diff(a: int, b: int) -> int:
+    """Signed distance a - b in 32-bit sequence space (handles wraparound)."""
+    d = (a - b) % SEQ_MOD
+    return d - SEQ_MOD if d >= SEQ_MOD // 2 else d
+
+
+def _differs_from_tail(d: DirState, start: int, data: bytes) -> bool:
+    """Do ``data`` at stream ``start`` (before d.offset) differ from the retained tail?"""
+    tail_start = d.offset - len(d.tail)
+    lo = max(start, tail_start)
+    hi = min(start + len(data), d.offset)
+    if lo >= hi:
+        return False
+    return data[lo - start:hi - start] != d.tail[lo - tail_start:hi - tail_start]
+
+
+def _insert(d: DirState, start: int, data: bytes) -> tuple[bool, bool]:
+    """Insert into the held list, held bytes win; returns (anything new, bytes changed)."""
+    end = start + len(data)
+    pieces: list[tuple[int, bytes]] = []
+    changed = False
+    cur = start
+    for ps, pd in d.pending:
+        pe = ps + len(pd)
+        if pe <= cur or ps >= end:
+            continue
+        if ps > cur:
+            pieces.append((cur, data[cur - start:ps - start]))
+        lo, hi = max(ps, start), min(pe, end)
+        if data[lo - start:hi - start] != pd[lo - ps:hi - ps]:
+            changed = True
+        cur = max(cur, pe)
+    if cur < end:
+        pieces.append((cur, data[cur - start:]))
+    if pieces:
+        d.pending = sorted(d.pending + pieces)
+    return bool(pieces), changed
+
+
+def accept(d: DirState, seq: int, payload: bytes, flags: int, max_segments: int,
+           max_bytes: int) -> Accepted:
+    """Take one TCP segment of direction ``d``; never raises."""
+    res = Accepted()
+    if flags & TCP_SYN:
+        if not d.init:
+            d.init, d.next_seq = True, (seq + 1) % SEQ_MOD
+        seq = (seq + 1) % SEQ_MOD
+    if not payload:
+        return res
+    if not d.init:  # mid-stream pick-up: the first data byte seen starts the stream
+        d.init, d.next_seq = True, seq % SEQ_MOD
+    rel = seq_diff(seq, d.next_seq)
+    if rel < 0:  # (partly) already delivered: compare, then keep only the new part
+        old = payload[:-rel]
+        if _differs_from_tail(d, d.offset + rel, old):
+            res.anomalies.append(OVERLAP_CHANGED)
+        payload, rel = payload[-rel:], 0
+        if not payload:
+            res.retransmit = True
+            return res
+    if rel > MAX_AHEAD:
+        res.dropped = True
+        return res
+    start = d.offset + rel
+    if rel > 0:
+        covered = all(not (ps <= start and start + len(payload) <= ps + len(pd)) for ps, pd in
+                      d.pending)
+        if covered and (len(d.pending) >= max_segments
+                        or d.pending_bytes + len(payload) > max_bytes):
+            res.dropped = True
+            res.anomalies.append(REASSEMBLY_OVERFLOW)
+            return res
+    new, changed = _insert(d, start, payload)
+    if changed:
+        res.anomalies.append(OVERLAP_CHANGED)
+    if not new:
+        res.retransmit = True
+    out = bytearray()
+    at = d.offset
+    while d.pending and d.pending[0][0] == at:
+        _, pd = d.pending.pop(0)
+        out += pd
+        at += len(pd)
+    res.held = rel > 0 and not out
+    res.data = bytes(out)
+    d.next_seq = (d.next_seq + len(out)) % SEQ_MOD
+    return res
