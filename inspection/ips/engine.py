@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspection.ips.matcher import full_mask, iccp_matches, scan_chunk
-from inspection.ips.reassembly import accept
+from inspection.ips.reassembly import REASSEMBLY_OVERFLOW, accept
 from inspection.ips.ruleset import ACTION_RANK, RuleSet
 from inspection.ips.services import HEAD_MAX, detect_service
 from inspection.ips.state import DIRECTIONS, FlowState, Progress
@@ -33,7 +33,7 @@ class AttackEvent:
     severity: str
     direction: str  # "client" | "server"
     offset: int  # stream offset of the direction when detected
-    action: str  # pass | monitor | block | reset
+    action: str  # pass | monitor | block | reset ("drop" for REASSEMBLY_OVERFLOW)
     entry_id: int = 0  # sensor entry
     now: float = 0.0
 
@@ -142,6 +142,8 @@ class IpsEngine:
             c["out_of_order"] += acc.held
             if acc.dropped:
                 c["reassembly_drops"] += 1
+                events.append(AttackEvent("anomaly", REASSEMBLY_OVERFLOW, None, "low", direction,
+                                          d.offset, "drop", 0, now))
                 action = "drop"
             for reason in acc.anomalies:
                 c["anomalies"] += 1

@@ -25,8 +25,8 @@ class Accepted:
     """What one segment did: in-order bytes now deliverable, anomalies, drop/retransmit."""
 
     data: bytes = b""
-    anomalies: list[str] = field(default_factory=list)
-    dropped: bool = False  # held-segment limits exceeded: not inspected, drop the packet
+    anomalies: list[str] = field(default_factory=list)  # OVERLAP_CHANGED
+    dropped: bool = False  # REASSEMBLY_OVERFLOW: limits exceeded, not held, drop the packet
     retransmit: bool = False  # nothing new in it
     held: bool = False  # out of order, held for later
 
@@ -96,12 +96,11 @@ def accept(d: DirState, seq: int, payload: bytes, flags: int, max_segments: int,
         return res
     start = d.offset + rel
     if rel > 0:
-        covered = all(not (ps <= start and start + len(payload) <= ps + len(pd)) for ps, pd in
-                      d.pending)
-        if covered and (len(d.pending) >= max_segments
+        held_already = any(ps <= start and start + len(payload) <= ps + len(pd)
+                           for ps, pd in d.pending)
+        if not held_already and (len(d.pending) >= max_segments
                         or d.pending_bytes + len(payload) > max_bytes):
             res.dropped = True
-            res.anomalies.append(REASSEMBLY_OVERFLOW)
             return res
     new, changed = _insert(d, start, payload)
     if changed:

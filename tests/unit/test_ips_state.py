@@ -1,0 +1,97 @@
+"""IPS flow state: to_bytes/from_bytes at every split point resumes the scan (failover)."""
+
+import pytest
+
+from inspection.ips import FlowState, StateError
+from tests.unit.ips_fakes import Tcp, engine, sig
+
+ATTACK = b"GET /scripts/..%255c../winnt/system32/CMD.EXE?/c+dir HTTP/1.0\r\n\r\n"
+RULES = (sig('--pattern "cmd.exe"; --no_case; --pattern "/c"; --distance 1; --within 4;',
+             name="IIS_Traversal"),
+         sig('--pcre "/system\\d\\d/"; --pattern "winnt"; ', name="pcre_rule"),
+         sig('--pattern "nothing-here";', name="other"))
+
+
+def failover(tcp: Tcp) -> Tcp:
+    """Serialize the session, restore it on a fresh engine (a new primary), continue."""
+    blob = tcp.st.to_bytes()
+    new = Tcp(engine(*RULES), st=FlowState.from_bytes(blob))
+    new.seq = dict(tcp.seq)
+    return new
+
+
+def test_round_trip_at_every_split_point_still_blocks():
+    eng = engine(*RULES)
+    sizes = []
+    for i in range(1, len(ATTACK)):
+        tcp = Tcp(eng)
+        first = tcp.send(ATTACK[:i])
+        if first.action == "block":
+            assert FlowState.from_bytes(tcp.st.to_bytes()).blocked == "block"
+            continue
+        sizes.append(len(tcp.st.to_bytes()))
+        v = failover(tcp).send(ATTACK[i:])
+        assert v.action == "block", i
+        assert "IIS_Traversal" in [e.name for e in v.events], i
+    print(f"\nIPS flow state after a partial match: {min(sizes)}..{max(sizes)} bytes")
+    assert max(sizes) < 200
+
+
+def test_round_trip_at_every_three_way_split_with_two_failovers():
+    for i in range(1, len(ATTACK) - 1, 3):
+        for j in range(i + 1, len(ATTACK), 3):
+            tcp = Tcp(engine(*RULES))
+            verdicts = [tcp.send(ATTACK[:i])]
+            tcp = failover(tcp)
+            verdicts.append(tcp.send(ATTACK[i:j]))
+            tcp = failover(tcp)
+            verdicts.append(tcp.send(ATTACK[j:]))
+            assert any(v.action == "block" for v in verdicts), (i, j)
+
+
+def test_held_out_of_order_segment_travels_in_the_state():
+    tcp = Tcp(engine(*RULES))
+    base = tcp.seq["client"]
+    tcp.eng.inspect(tcp.st, "client", base + 30, ATTACK[30:], 0.0)
+    new = failover(tcp)
+    assert new.st.dirs[0].pending and new.send(ATTACK[:30]).action == "block"
+
+
+def test_blocked_state_survives():
+    tcp = Tcp(engine(*RULES))
+    tcp.send(ATTACK)
+    assert failover(tcp).send(b"x").action == "block"
+
+
+def test_state_of_another_rule_set_drops_progress_but_keeps_the_stream():
+    tcp = Tcp(engine(*RULES))
+    assert tcp.send(ATTACK[:25]).action == "pass"
+    other = engine(sig('--pattern "winnt";'))
+    new = Tcp(other, st=FlowState.from_bytes(tcp.st.to_bytes()))
+    new.seq = dict(tcp.seq)
+    assert new.send(ATTACK[25:]).action == "block"  # "winnt" spans the split: tail kept
+    assert other.stats()["state_mismatch"] == 1
+
+
+def test_round_trip_is_exact():
+    tcp = Tcp(engine(*RULES))
+    tcp.send(ATTACK[:40])
+    tcp.send(b"HTTP/1.0 100 Continue\r\n", "server")
+    blob = tcp.st.to_bytes()
+    assert FlowState.from_bytes(blob).to_bytes() == blob
+
+
+@pytest.mark.parametrize("blob", [b"", b"\x02", b"\x01\x06", b"\x01\x06" + b"\x00" * 9,
+                                  b"\x01\x06\x00\x01\x00\x02\x00\x00\x00\x00\x00\x00\x00\xff"])
+def test_bad_blob_raises_state_error(blob):
+    with pytest.raises(StateError):
+        FlowState.from_bytes(blob)
+
+
+def test_truncated_real_blob_raises_state_error():
+    tcp = Tcp(engine(*RULES))
+    tcp.send(ATTACK[:40])
+    blob = tcp.st.to_bytes()
+    for n in range(len(blob)):
+        with pytest.raises(StateError):
+            FlowState.from_bytes(blob[:n])
