@@ -168,9 +168,8 @@ class IpsEngine:
                 if decoder is not None:
                     feed = (head_before + data) if decided else data
                     completed += self._iccp_events(st, direction, decoder.feed(feed), applicable)
-        for ri in applicable:  # header-only signatures: the first packet of their direction
-            sig = rs.rules[ri].signature
-            if not sig.contents and sig.iccp is None and ri not in st.fired:
+        for ri in rs.header_only:  # header-only signatures: the first packet of their direction
+            if ri in applicable and ri not in st.fired:
                 completed.append(ri)
         for ri in completed:
             if ri in st.fired:
@@ -201,9 +200,9 @@ class IpsEngine:
             self.counters["iccp_events"] += 1
             if getattr(ev, "kind", None) == "anomaly":
                 self.counters["iccp_anomalies"] += 1
-            for ri in applicable:
+            for ri in rs.iccp_rules:
                 sig = rs.rules[ri].signature
-                if sig.iccp is None or not iccp_matches(sig.iccp, ev):
+                if ri not in applicable or not iccp_matches(sig.iccp, ev):  # type: ignore[arg-type]
                     continue
                 p = d.progress.setdefault(ri, Progress())
                 bit = 1 << len(sig.contents)

@@ -71,6 +71,9 @@ class RuleSet:
             digest.update(repr((r.signature.text, r.action, r.entry_id)).encode())
         self.fingerprint = int.from_bytes(digest.digest()[:4], "big")
         self.has_iccp = any(r.signature.iccp for r in rules)
+        self.iccp_rules = tuple(i for i, r in enumerate(rules) if r.signature.iccp)
+        self.header_only = tuple(i for i, r in enumerate(rules)
+                                 if not r.signature.contents and r.signature.iccp is None)
 
     @classmethod
     def compile(cls, rules: Iterable[Rule], anomaly_action: str = "block") -> RuleSet:

@@ -80,7 +80,7 @@ def test_held_segments_first_received_wins():
     feed(tcp, [(8, b"DROP TABLE")])  # held
     v1 = feed(tcp, [(8, b"DROP FABLE")])[0]  # conflicting copy of the held bytes
     assert [e.name for e in v1.events] == [OVERLAP_CHANGED]
-    eng2 = engine(RULE, **{})
+    eng2 = engine(RULE)
     eng2.ruleset.anomaly_action = "pass"  # let the stream continue to show which copy won
     tcp = Tcp(eng2)
     feed(tcp, [(8, b"DROP TABLE")])
