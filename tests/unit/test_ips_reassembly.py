@@ -132,3 +132,25 @@ def test_far_future_segment_dropped():
     eng = engine(RULE)
     tcp = Tcp(eng)
     assert feed(tcp, [(1 << 21, b"x")])[0].action == "drop"
+
+
+def test_random_segments_never_raise_and_stay_bounded():
+    import random
+    rng = random.Random(7)
+    eng = engine(RULE, sig('--pcre "/a.{0,40}b/"; ', name="p"), max_segments=8,
+                 max_pending_bytes=2000, action="monitor")
+    eng.ruleset.anomaly_action = "monitor"  # keep inspecting: nothing blocks
+    for _ in range(50):
+        st = eng.new_flow("tcp", 1, 80)
+        for _ in range(60):
+            direction = rng.choice(["client", "server"])
+            data = rng.randbytes(rng.randrange(0, 300))
+            seq = rng.choice([rng.randrange(2**32), 1000 + rng.randrange(400)])
+            v = eng.inspect(st, direction, seq, data, 0.0, rng.choice([0, 2, 0x10, 0x11]))
+            assert v.action in ("pass", "monitor", "drop", "block", "reset")
+            for d in st.dirs:
+                assert len(d.pending) <= 8 and d.pending_bytes <= 2000
+            assert len(st.to_bytes()) < 2000 + 1200
+    stats = eng.stats()
+    assert stats["packets"] == 50 * 60 and stats["blocked_packets"] == 0
+    assert stats["anomalies"] and stats["reassembly_drops"] and stats["out_of_order"]
