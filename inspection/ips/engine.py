@@ -12,14 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspection.ips.matcher import full_mask, iccp_matches, scan_chunk
-from inspection.ips.reassembly import REASSEMBLY_OVERFLOW, accept
+from inspection.ips.reassembly import GAP_SKIPPED, GAP_TIMEOUT, REASSEMBLY_OVERFLOW, accept
 from inspection.ips.ruleset import ACTION_RANK, RuleSet
 from inspection.ips.services import HEAD_MAX, detect_service
 from inspection.ips.state import DIRECTIONS, FlowState, Progress
 
 COUNTERS = ("packets", "bytes", "inspected_bytes", "matches", "detections", "monitors",
             "blocks", "resets", "blocked_packets", "dropped_packets", "reassembly_drops",
-            "out_of_order", "retransmits", "anomalies", "iccp_events", "iccp_anomalies",
+            "out_of_order", "retransmits", "gaps_skipped", "orphan_bytes", "anomalies", "iccp_events", "iccp_anomalies",
             "state_mismatch", "state_errors")
 
 
@@ -61,11 +61,12 @@ class IpsEngine:
     """One member's IPS: a compiled ``RuleSet`` plus counters; per-session state is separate."""
 
     def __init__(self, ruleset: RuleSet, iccp: Any = "auto", max_segments: int = 64,
-                 max_pending_bytes: int = 65536) -> None:
+                 max_pending_bytes: int = 65536, gap_timeout: float = GAP_TIMEOUT) -> None:
         self.ruleset = ruleset
         self.iccp = _load_iccp() if iccp == "auto" else iccp  # the inspection.iccp API
         self.max_segments = max_segments
         self.max_pending_bytes = max_pending_bytes
+        self.gap_timeout = gap_timeout
         self.counters: Counter[str] = Counter({k: 0 for k in COUNTERS})
 
     def new_flow(self, proto: str, sport: int, dport: int) -> FlowState:
@@ -135,8 +136,10 @@ class IpsEngine:
         events: list[AttackEvent] = []
         action = "pass"
         data = payload
+        completed_early: list[int] = []
         if st.proto == "tcp":
-            acc = accept(d, seq, payload, tcp_flags, self.max_segments, self.max_pending_bytes)
+            acc = accept(d, seq, payload, tcp_flags, self.max_segments, self.max_pending_bytes,
+                         now, self.gap_timeout)
             data = acc.data
             c["retransmits"] += acc.retransmit
             c["out_of_order"] += acc.held
@@ -145,12 +148,21 @@ class IpsEngine:
                 events.append(AttackEvent("anomaly", REASSEMBLY_OVERFLOW, None, "low", direction,
                                           d.offset, "drop", 0, now))
                 action = "drop"
+            if acc.gap is not None:
+                c["gaps_skipped"] += 1
+                events.append(AttackEvent("anomaly", GAP_SKIPPED, None, "low", direction,
+                                          acc.gap[0], "monitor", 0, now))
+            if acc.orphan:
+                c["orphan_bytes"] += len(acc.orphan)
+                orphan_done, n = scan_chunk(rs, d, acc.orphan, applicable, stream=False)
+                completed_early = orphan_done
+                c["matches"] += n
             for reason in acc.anomalies:
                 c["anomalies"] += 1
                 events.append(AttackEvent("anomaly", reason, None, "high", direction,
                                           d.offset, rs.anomaly_action, 0, now))
                 action = max(action, rs.anomaly_action, key=ACTION_RANK.__getitem__)
-        completed: list[int] = []
+        completed: list[int] = list(completed_early)
         decided = False
         if data:
             c["inspected_bytes"] += len(data)

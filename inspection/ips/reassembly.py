@@ -18,6 +18,8 @@ MAX_AHEAD = 1 << 20  # a segment starting further than this past the next byte i
 
 OVERLAP_CHANGED = "overlap with different data"
 REASSEMBLY_OVERFLOW = "reassembly buffer full"
+GAP_SKIPPED = "stream gap skipped"
+GAP_TIMEOUT = 2.0  # seconds a gap may stay open while later data is held
 
 
 @dataclass(slots=True)
@@ -29,6 +31,8 @@ class Accepted:
     dropped: bool = False  # REASSEMBLY_OVERFLOW: limits exceeded, not held, drop the packet
     retransmit: bool = False  # nothing new in it
     held: bool = False  # out of order, held for later
+    gap: tuple[int, int] | None = None  # GAP_SKIPPED: stream offsets never seen here
+    orphan: bytes = b""  # late bytes of a skipped gap: scan them on their own
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -71,8 +75,12 @@ def _insert(d: DirState, start: int, data: bytes) -> tuple[bool, bool]:
 
 
 def accept(d: DirState, seq: int, payload: bytes, flags: int, max_segments: int,
-           max_bytes: int) -> Accepted:
-    """Take one TCP segment of direction ``d``; never raises."""
+           max_bytes: int, now: float = 0.0, gap_timeout: float = GAP_TIMEOUT) -> Accepted:
+    """Take one TCP segment of direction ``d``; never raises.
+
+    A gap is skipped (``Accepted.gap``) on the first data after a restore (the old
+    member saw bytes this one did not) or when it stayed open ``gap_timeout``.
+    """
     res = Accepted()
     if flags & TCP_SYN:
         if not d.init:
@@ -83,14 +91,26 @@ def accept(d: DirState, seq: int, payload: bytes, flags: int, max_segments: int,
     if not d.init:  # mid-stream pick-up: the first data byte seen starts the stream
         d.init, d.next_seq = True, seq % SEQ_MOD
     rel = seq_diff(seq, d.next_seq)
+    restored, d.restored = d.restored, False
     if rel < 0:  # (partly) already delivered: compare, then keep only the new part
         old = payload[:-rel]
-        if _differs_from_tail(d, d.offset + rel, old):
+        lo = d.offset + rel
+        if d.skipped and lo < d.skipped[1] and lo + len(old) > d.skipped[0]:
+            a, b = max(lo, d.skipped[0]), min(lo + len(old), d.skipped[1])
+            res.orphan = old[a - lo:b - lo]
+        elif _differs_from_tail(d, lo, old):
             res.anomalies.append(OVERLAP_CHANGED)
         payload, rel = payload[-rel:], 0
         if not payload:
             res.retransmit = True
             return res
+    timed_out = d.gap_since is not None and now - d.gap_since >= gap_timeout
+    if rel > 0 and (restored or timed_out):
+        gap_end = min([d.offset + rel] + [ps for ps, _ in d.pending[:1]])
+        res.gap = d.skipped = (d.offset, gap_end)
+        d.next_seq = (d.next_seq + gap_end - d.offset) % SEQ_MOD
+        d.offset, d.tail, d.gap_since = gap_end, b"", None
+        rel = seq_diff(seq, d.next_seq)
     if rel > MAX_AHEAD:
         res.dropped = True
         return res
@@ -116,4 +136,8 @@ def accept(d: DirState, seq: int, payload: bytes, flags: int, max_segments: int,
     res.held = rel > 0 and not out
     res.data = bytes(out)
     d.next_seq = (d.next_seq + len(out)) % SEQ_MOD
+    if not d.pending:
+        d.gap_since = None
+    elif d.gap_since is None:
+        d.gap_since = now
     return res

@@ -44,7 +44,10 @@ class DirState:
     progress: dict[int, Progress] = field(default_factory=dict)  # rule index -> progress
     head: bytes = b""  # first bytes kept until the service is decided (client side)
     iccp_blob: bytes | None = None  # IccpDecoder.to_state(), when not live
+    skipped: tuple[int, int] | None = None  # last stream gap skipped (offsets)
     decoder: object | None = None  # live IccpDecoder (not serialized as such)
+    gap_since: float | None = None  # when the held gap opened (local clock, not synced)
+    restored: bool = False  # made by from_bytes: skip a gap on the first data segment
 
     @property
     def pending_bytes(self) -> int:
@@ -100,6 +103,10 @@ class FlowState:
             w.u8(blob is not None)
             if blob is not None:
                 w.blob(blob)
+            w.u8(d.skipped is not None)
+            if d.skipped is not None:
+                w.var(d.skipped[0])
+                w.var(d.skipped[1])
         return w.done()
 
     @classmethod
@@ -128,6 +135,8 @@ class FlowState:
                         p.cands[ci] = r.ints()
                     d.progress[ri] = p
                 d.iccp_blob = r.blob() if r.u8() else None
+                d.skipped = (r.var(), r.var()) if r.u8() else None
+                d.restored = True
             if r.pos != len(blob):
                 raise StateError("trailing bytes in IPS state")
         except (IndexError, KeyError, struct.error) as exc:

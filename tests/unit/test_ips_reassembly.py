@@ -154,3 +154,26 @@ def test_random_segments_never_raise_and_stay_bounded():
     stats = eng.stats()
     assert stats["packets"] == 50 * 60 and stats["blocked_packets"] == 0
     assert stats["anomalies"] and stats["reassembly_drops"] and stats["out_of_order"]
+
+
+def test_gap_that_never_fills_is_skipped_after_the_timeout():
+    eng = engine(RULE, gap_timeout=2.0)
+    tcp = Tcp(eng)
+    base = tcp.seq["client"]
+    ins = tcp.eng.inspect
+    assert ins(tcp.st, "client", base + 100, b"GET /?q=DROP TABLE", 10.0).action == "pass"
+    assert ins(tcp.st, "client", base + 118, b" x", 11.0).action == "pass"  # still held
+    v = ins(tcp.st, "client", base + 120, b" y", 12.0)
+    assert v.action == "block" and eng.stats()["gaps_skipped"] == 1
+
+
+def test_late_bytes_of_a_skipped_gap_are_scanned_on_their_own():
+    eng = engine(RULE, gap_timeout=1.0)
+    tcp = Tcp(eng)
+    tcp.send(b"GET / HTTP/1.0\r\n")
+    base = tcp.seq["client"]
+    ins = tcp.eng.inspect
+    ins(tcp.st, "client", base + 100, b"benign", 0.0)
+    assert ins(tcp.st, "client", base + 106, b"later", 5.0).action == "pass"  # gap skipped
+    v = ins(tcp.st, "client", base, b"X: /?q=DROP TABLE users!", 6.0)  # the late filler
+    assert v.action == "block" and eng.stats()["orphan_bytes"] == 24

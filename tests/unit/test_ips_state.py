@@ -95,3 +95,32 @@ def test_truncated_real_blob_raises_state_error():
     for n in range(len(blob)):
         with pytest.raises(StateError):
             FlowState.from_bytes(blob[:n])
+
+
+def test_lagging_state_skips_the_gap_and_keeps_inspecting():
+    """The old primary forwarded bytes after its last sync: the new one never sees them."""
+    from inspection.ips.reassembly import GAP_SKIPPED
+    eng = engine(sig('--pattern "START"; --pattern "EVIL"; --distance 10; --within 40;'))
+    tcp = Tcp(eng)
+    assert tcp.send(b"GET /START HTTP/1.0\r\n").action == "pass"
+    blob = tcp.st.to_bytes()  # last sync
+    tcp.send(b"X-Lost: 123456\r\n")  # passes the old primary only
+    new = Tcp(engine(sig('--pattern "START"; --pattern "EVIL"; --distance 10; --within 40;')),
+              st=FlowState.from_bytes(blob))
+    new.seq = dict(tcp.seq)
+    v = new.send(b"X: EVIL\r\n")
+    assert [(e.kind, e.name) for e in v.events] == [("anomaly", GAP_SKIPPED), ("signature", "t")]
+    assert v.action == "block"  # the chain kept its offsets across the 16 skipped bytes
+    assert new.eng.stats()["gaps_skipped"] == 1
+
+
+def test_lagging_state_does_not_stall_a_benign_session():
+    eng = engine(*RULES)
+    tcp = Tcp(eng)
+    tcp.send(b"GET / HTTP/1.0\r\n")
+    blob = tcp.st.to_bytes()
+    tcp.send(b"A" * 500)
+    new = Tcp(engine(*RULES), st=FlowState.from_bytes(blob))
+    new.seq = dict(tcp.seq)
+    assert [new.send(b"B" * 100).action for _ in range(100)] == ["pass"] * 100
+    assert new.st.dirs[0].pending == [] and new.st.dirs[0].offset == 16 + 500 + 10000
