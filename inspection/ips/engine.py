@@ -17,7 +17,7 @@ from inspection.ips.ruleset import ACTION_RANK, RuleSet
 from inspection.ips.services import HEAD_MAX, detect_service
 from inspection.ips.state import DIRECTIONS, FlowState, Progress
 
-COUNTERS = ("packets", "bytes", "inspected_bytes", "matches", "detections", "monitors",
+COUNTERS = ("packets", "bytes", "inspected_packets", "inspected_bytes", "matches", "detections", "monitors",
             "blocks", "resets", "blocked_packets", "dropped_packets", "reassembly_drops",
             "out_of_order", "retransmits", "gaps_skipped", "orphan_bytes", "anomalies", "iccp_events", "iccp_anomalies",
             "state_mismatch", "state_errors")
@@ -165,6 +165,7 @@ class IpsEngine:
         completed: list[int] = list(completed_early)
         decided = False
         if data:
+            c["inspected_packets"] += 1
             c["inspected_bytes"] += len(data)
             head_before = d.head
             if st.service is None and direction == "client":

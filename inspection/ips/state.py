@@ -69,6 +69,11 @@ class FlowState:
     dirs: tuple[DirState, DirState] = field(default_factory=lambda: (DirState(), DirState()))
     applicable: dict[str, frozenset[int]] = field(default_factory=dict)  # cache, not synced
 
+    @property
+    def partial(self) -> bool:
+        """A partial match or held segments: what a sync update must not lose."""
+        return any(d.progress or d.pending for d in self.dirs) or bool(self.waiting)
+
     def dir(self, direction: str) -> DirState:
         return self.dirs[0 if direction == "client" else 1]
 

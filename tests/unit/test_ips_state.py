@@ -124,3 +124,13 @@ def test_lagging_state_does_not_stall_a_benign_session():
     new.seq = dict(tcp.seq)
     assert [new.send(b"B" * 100).action for _ in range(100)] == ["pass"] * 100
     assert new.st.dirs[0].pending == [] and new.st.dirs[0].offset == 16 + 500 + 10000
+
+
+def test_partial_tells_when_a_sync_update_matters():
+    tcp = Tcp(engine(*RULES))
+    assert not tcp.st.partial
+    tcp.send(b"GET /index.html HTTP/1.0\r\n")
+    assert not tcp.st.partial
+    tcp.send(b"X: cmd.exe")
+    assert tcp.st.partial
+    assert FlowState.from_bytes(tcp.st.to_bytes()).partial
