@@ -15,6 +15,8 @@ MAX_CANDIDATES = 8  # match ends kept per content for the next relative content
 
 
 def _fits(c: Content, start: int, end: int) -> bool:
+    if c.anchored and start != 0:
+        return False  # hyperscan's ^ is the start of the scanned buffer, not of the stream
     if c.offset is not None and start < c.offset:
         return False
     return c.depth is None or end <= (c.offset or 0) + c.depth
@@ -49,7 +51,7 @@ def scan_chunk(rs: RuleSet, d: DirState, data: bytes, applicable: frozenset[int]
     With ``stream`` the tail is carried over and ``d.offset``/``d.tail`` advance;
     without it (UDP, ICMP) ``data`` is one datagram scanned on its own.
     """
-    carry = d.tail[len(d.tail) - rs.carry:] if stream and rs.carry else b""
+    carry = d.tail[-rs.carry:] if stream and rs.carry else b""
     base = d.offset - len(carry)
     completed: list[int] = []
     nmatches = 0

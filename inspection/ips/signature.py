@@ -56,6 +56,7 @@ class Content:
     depth: int | None = None
     min_width: int = 0
     max_width: int = 0  # capped at MAX_PCRE_WIDTH for unbounded regexes
+    anchored: bool = False  # pcre with a leading ^: only at the start of the stream
 
     @property
     def relative(self) -> bool:
@@ -204,7 +205,20 @@ def _int(keyword: str, value: str | None, lo: int = 0, hi: int = 65535) -> int:
     return n
 
 
-def _pcre(value: str) -> tuple[bytes, str, int, int]:
+def _anchors(tree: object) -> int:
+    """How many ^ $ \\A \\Z assertions a parsed regex holds (nested groups included)."""
+    from re import _constants as sre  # type: ignore[attr-defined]
+    ends = (sre.AT_BEGINNING, sre.AT_BEGINNING_STRING, sre.AT_END, sre.AT_END_STRING,
+            sre.AT_BEGINNING_LINE, sre.AT_END_LINE)
+    if isinstance(tree, tuple) and len(tree) == 2 and tree[0] is sre.AT:
+        return int(tree[1] in ends)
+    if isinstance(tree, (list, tuple)) or hasattr(tree, "data"):
+        items = tree.data if hasattr(tree, "data") else tree
+        return sum(_anchors(x) for x in items)
+    return 0
+
+
+def _pcre(value: str) -> tuple[bytes, str, int, int, bool]:
     m = re.fullmatch(r"/(.*)/([A-Za-z]*)", value, re.DOTALL)
     if not m:
         raise SignatureError("pcre", 'expected "/regex/flags"')
@@ -218,10 +232,17 @@ def _pcre(value: str) -> tuple[bytes, str, int, int]:
         compiled = re.compile(source.encode("latin-1"), pyflags)
     except (re.error, UnicodeEncodeError) as exc:
         raise SignatureError("pcre", f"bad regex: {exc}") from None
-    lo, hi = re._parser.parse(compiled.pattern, pyflags).getwidth()  # type: ignore[attr-defined]
+    tree = re._parser.parse(compiled.pattern, pyflags)  # type: ignore[attr-defined]
+    lo, hi = tree.getwidth()
     if hi == 0:
         raise SignatureError("pcre", "regex matches only the empty string")
-    return source.encode("latin-1"), flags, lo, min(hi, MAX_PCRE_WIDTH)
+    from re import _constants as sre  # type: ignore[attr-defined]
+    anchored = bool(tree.data) and tree.data[0] in (
+        (sre.AT, sre.AT_BEGINNING), (sre.AT, sre.AT_BEGINNING_STRING)) and "m" not in flags
+    if _anchors(tree) > int(anchored):
+        raise SignatureError("pcre", "on a stream only a leading ^ (start of stream, no 'm' "
+                                     "flag) is supported; no $, \\A, \\Z or other ^")
+    return source.encode("latin-1"), flags, lo, min(hi, MAX_PCRE_WIDTH), anchored
 
 
 def _iccp_size(value: str | None) -> tuple[str, int]:
@@ -284,9 +305,9 @@ def parse_signature(text: str) -> Signature:
         elif keyword == "pcre":
             if not raw:
                 raise SignatureError("pcre", "needs a value")
-            source, flags, lo, hi = _pcre(raw)
+            source, flags, lo, hi, anchored = _pcre(raw)
             contents.append({"kind": "pcre", "data": source, "regex_flags": flags,
-                             "min_width": lo, "max_width": hi})
+                             "min_width": lo, "max_width": hi, "anchored": anchored})
             last_target = "content"
             continue
         elif keyword in ("no_case", "context", "distance", "within", "offset", "depth"):

@@ -195,3 +195,28 @@ def test_many_signatures_one_database():
     assert eng.ruleset.db is not None and len(eng.ruleset.targets) == 1000
     v = Tcp(eng).send(b"GET /x?attack0777 HTTP/1.0\r\n")
     assert [e.name for e in v.events] == ["s777"]
+
+
+def test_leading_caret_anchors_to_the_stream_start_not_the_segment():
+    eng = engine(sig('--pcre "/^POST \\/admin/";'))
+    data = b"POST /admin HTTP/1.0\r\n"
+    for i in range(1, len(data)):
+        assert blocked(Tcp(eng).chunks([data[:i], data[i:]])), i
+    tcp = Tcp(eng)
+    assert tcp.send(b"GET / HTTP/1.0\r\n\r\n").action == "pass"
+    assert tcp.send(b"POST /admin HTTP/1.0\r\n").action == "pass"  # a segment start is not ^
+
+
+def test_pcre_anchors_a_stream_cannot_honour_are_rejected():
+    from inspection.ips import SignatureError
+    for regex in ("/abc$/", "/a(^b)/", "/^a/m", "/\\Aab|c/", "/x\\Z/"):
+        with pytest.raises(SignatureError, match="^--pcre: "):
+            parse_signature(sig(f'--pcre "{regex}";'))
+
+
+def test_long_pattern_at_the_very_start_of_the_stream_at_every_split():
+    eng = engine(sig('--pattern "POST /cgi-bin/admin.cgi";'))
+    data = b"POST /cgi-bin/admin.cgi HTTP/1.0\r\n"
+    for i in range(1, len(data)):
+        for j in range(i + 1, len(data)):
+            assert blocked(Tcp(eng).chunks([data[:i], data[i:j], data[j:]])), (i, j)
