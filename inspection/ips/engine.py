@@ -64,6 +64,8 @@ class IpsEngine:
                  max_pending_bytes: int = 65536, gap_timeout: float = GAP_TIMEOUT) -> None:
         self.ruleset = ruleset
         self.iccp = _load_iccp() if iccp == "auto" else iccp  # the inspection.iccp API
+        if self.iccp is not None and ruleset.has_iccp and hasattr(self.iccp, "preload"):
+            self.iccp.preload()  # the MMS schema compiled now, not on the first ICCP packet
         self.max_segments = max_segments
         self.max_pending_bytes = max_pending_bytes
         self.gap_timeout = gap_timeout
