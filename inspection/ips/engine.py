@@ -120,9 +120,14 @@ class IpsEngine:
                 d.decoder = self.iccp.IccpDecoder()
         return d.decoder
 
-    def inspect(self, st: FlowState, direction: str, seq: int, payload: bytes, now: float,
+    def inspect(self, st: FlowState, direction: str, seq: int,
+                payload: bytes | bytearray | memoryview, now: float,
                 tcp_flags: int = 0) -> Verdict:
-        """Inspect one packet of the session; ``seq`` is ignored for UDP/ICMP."""
+        """Inspect one packet of the session; ``seq`` is ignored for UDP/ICMP.
+
+        ``payload`` may be a view into a reused receive buffer: it is copied.
+        """
+        payload = bytes(payload)
         c = self.counters
         c["packets"] += 1
         c["bytes"] += len(payload)

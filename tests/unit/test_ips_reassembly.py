@@ -177,3 +177,14 @@ def test_late_bytes_of_a_skipped_gap_are_scanned_on_their_own():
     assert ins(tcp.st, "client", base + 106, b"later", 5.0).action == "pass"  # gap skipped
     v = ins(tcp.st, "client", base, b"X: /?q=DROP TABLE users!", 6.0)  # the late filler
     assert v.action == "block" and eng.stats()["orphan_bytes"] == 24
+
+
+def test_payload_views_of_a_reused_buffer_are_copied():
+    eng = engine(RULE)
+    tcp = Tcp(eng)
+    base = tcp.seq["client"]
+    ring = bytearray(b"GET /?q=DROP TABLE users")
+    held = memoryview(ring)[8:]
+    assert eng.inspect(tcp.st, "client", base + 8, held, 0.0).action == "pass"  # held
+    ring[8:] = b"x" * (len(ring) - 8)  # the receive buffer is reused
+    assert eng.inspect(tcp.st, "client", base, bytearray(b"GET /?q="), 0.0).action == "block"
