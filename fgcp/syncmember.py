@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from fgcp import diag
+from fgcp.hakeys import derive_sync_key
 from fgcp.session import SYNCED, Session
 from fgcp.sync import (
     SyncReceiver,
@@ -42,7 +43,7 @@ from fgcp.sync import (
     should_sync,
     sync_eligible_at,
 )
-from fgcp.syncframe import ETH_P_FGCP_SYNC, derive_sync_key
+from fgcp.syncframe import ETH_P_FGCP_SYNC
 from fgcp.syncrecord import SessionRecord, apply_record, record_from_session
 from fgcp.tcptrack import TcpPeer
 

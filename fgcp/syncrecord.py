@@ -14,10 +14,22 @@ __all__ = [
     "EXT_IPS",
     "EXT_ZTNA",
     "INSPECTION_CODES",
+    "INSPECTION_NAMES",
     "OP_ADD",
     "OP_DELETE",
     "OP_NAMES",
     "OP_UPDATE",
+    "REC_DEL_FIELDS",
+    "REC_DEL_LEN",
+    "REC_FIXED_FIELDS",
+    "REC_FIXED_LEN",
+    "REC_HDR_FIELDS",
+    "REC_HDR_LEN",
+    "REC_TCP_FIELDS",
+    "REC_TCP_LEN",
+    "RF_INSPECT_SHIFT",
+    "RF_NAT",
+    "RF_TCP",
     "RecordOp",
     "SessionRecord",
     "SyncKey",
@@ -42,7 +54,7 @@ EXT_ZTNA = 0x0200  # ZTNA access proxy state (verified trust, proxied connection
 
 # inspection mode <-> 2-bit code carried in the record flags
 INSPECTION_CODES = {"flow": 0, "proxy": 1, "ztna": 2, "none": 3}
-_INSPECTION_NAMES = {v: k for k, v in INSPECTION_CODES.items()}
+INSPECTION_NAMES = {v: k for k, v in INSPECTION_CODES.items()}
 
 # wire flags of a record (u8), not the Session.flags (those travel verbatim as u16)
 RF_NAT = 0x01
@@ -51,16 +63,36 @@ RF_INSPECT_SHIFT = 2  # bits 2-3: inspection code
 
 SyncKey = tuple[int, int, int, int, int]  # (proto, src_ip, sport, dst_ip, dport) of orig
 
+# The record layout, defined once: the struct codec below and the scapy layer
+# (fgcp/synclayer.py) are both built from these tables (field name, struct code).
 # op u8, length u16 (bytes of the record body that follow)
-_REC_HDR = struct.Struct("!BH")
-# version u64, proto u8, state u8, rflags u8, session flags u16, policy id u32,
-# orig (src u32, sport u16, dst u32, dport u16), reply (same), nat ip u32, nat port u16,
-# created u32 (sender clock, ms modulo 2**32; age = frame time - created)
-_REC_FIXED = struct.Struct("!QBBBHI IHIH IHIH IH I")
-# per direction: seqlo u32, seqhi u32, max_win u16, wscale u8, peer state u8
-_REC_TCP = struct.Struct("!IIHBB IIHBB")
-# DELETE body: version u64, proto u8, orig tuple
-_REC_DEL = struct.Struct("!QB IHIH")
+REC_HDR_FIELDS = (("op", "B"), ("len", "H"))
+# ADD/UPDATE fixed part: orig (src, sport, dst, dport), reply (r_*), session flags u16
+# (Session.flags verbatim), created = sender clock in ms modulo 2**32 (age = frame time -
+# created); then the TCP block when RF_TCP, the two interface names, the extension TLVs
+REC_FIXED_FIELDS = (
+    ("version", "Q"), ("proto", "B"), ("state", "B"), ("rflags", "B"), ("sflags", "H"),
+    ("policy_id", "I"),
+    ("src", "I"), ("sport", "H"), ("dst", "I"), ("dport", "H"),
+    ("r_src", "I"), ("r_sport", "H"), ("r_dst", "I"), ("r_dport", "H"),
+    ("nat_ip", "I"), ("nat_port", "H"), ("created_ms", "I"),
+)  # fmt: skip
+# DELETE body: these fields of the fixed part, in the same order (version, proto, orig tuple)
+REC_DEL_FIELDS = ("version", "proto", "src", "sport", "dst", "dport")
+# TCP block: this per direction (orig side, then reply side), the fields of TcpWindow
+REC_TCP_FIELDS = (("seqlo", "I"), ("seqhi", "I"), ("max_win", "H"), ("wscale", "B"),
+                  ("state", "B"))
+_CODES = dict(REC_FIXED_FIELDS)
+
+
+def _struct(codes: str) -> struct.Struct:
+    return struct.Struct("!" + codes)
+
+
+_REC_HDR = _struct("".join(c for _, c in REC_HDR_FIELDS))
+_REC_FIXED = _struct("".join(c for _, c in REC_FIXED_FIELDS))
+_REC_TCP = _struct("".join(c for _, c in REC_TCP_FIELDS) * 2)
+_REC_DEL = _struct("".join(_CODES[n] for n in REC_DEL_FIELDS))
 _EXT_HDR = struct.Struct("!HH")
 
 REC_HDR_LEN = _REC_HDR.size  # 3
@@ -193,7 +225,7 @@ def decode_records(buf: bytes | bytearray | memoryview, off: int, end: int, coun
     fixed = _REC_FIXED.unpack_from
     tcp_unpack = _REC_TCP.unpack_from
     ext_hdr = _EXT_HDR.unpack_from
-    names_of = _INSPECTION_NAMES
+    names_of = INSPECTION_NAMES
     for _ in range(count):
         if off + REC_HDR_LEN > end:
             raise SyncRecordError("truncated record header")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from fgcp.hakeys import derive_sync_key
 from fgcp.model import HAConfig
 from fgcp.sync import (
     SyncReceiver,
@@ -21,7 +22,6 @@ from fgcp.syncframe import (
     T_BULK_END,
     T_DATA,
     decode_frame,
-    derive_sync_key,
     encode_frame,
     encode_total,
 )
