@@ -9,11 +9,12 @@ from __future__ import annotations
 import struct
 from typing import ClassVar
 
+from scapy.base_classes import BasePacket
 from scapy.fields import (
+    AnyField,
     ByteEnumField,
     ByteField,
     ConditionalField,
-    Field,
     FlagsField,
     LELongField,
     LEShortEnumField,
@@ -92,7 +93,7 @@ class FGCPTLV(Packet):
     """A heartbeat TLV of any type (the value kept as bytes); base of the typed TLVs."""
 
     name = "FGCP TLV"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", 0, TLV_NAMES),
         LEShortField("len", None),
         StrLenField("value", b"", length_from=lambda p: p.len if p.len is not None else 0),
@@ -112,7 +113,7 @@ class FGCPTLV(Packet):
 
 class FGCPTLVEnd(FGCPTLV):
     name = "FGCP TLV end"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_END, TLV_NAMES),
         LEShortField("len", None),
     ]
@@ -143,7 +144,7 @@ FGCPTLVFailover = _byte_tlv("FGCPTLVFailover", TLV_FAILOVER, "failover_set")
 
 class FGCPTLVState(FGCPTLV):
     name = "FGCP TLV ha-state"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_STATE, TLV_NAMES),
         LEShortField("len", None),
         ByteEnumField("state", STATE_HELLO, STATE_NAMES),
@@ -154,7 +155,7 @@ class FGCPTLVInterfaces(FGCPTLV):
     """Interface inventory: u16 count, then a zlib stream of 23-byte records."""
 
     name = "FGCP TLV interfaces"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_INTERFACES, TLV_NAMES),
         LEShortField("len", None),
         LEShortField("count", 0),
@@ -173,7 +174,7 @@ class FGCPTLVInterfaces(FGCPTLV):
 
 class FGCPTLVChecksums(FGCPTLV):
     name = "FGCP TLV checksums"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_CHECKSUMS, TLV_NAMES),
         LEShortField("len", None),
         XStrFixedLenField("global_sum", b"\0" * 16, 16),
@@ -184,7 +185,7 @@ class FGCPTLVChecksums(FGCPTLV):
 
 class FGCPTLVUptime(FGCPTLV):
     name = "FGCP TLV ha-uptime-ms"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_UPTIME, TLV_NAMES),
         LEShortField("len", None),
         LELongField("uptime_ms", 0),
@@ -193,7 +194,7 @@ class FGCPTLVUptime(FGCPTLV):
 
 class FGCPTLVSequence(FGCPTLV):
     name = "FGCP TLV sequence"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_SEQUENCE, TLV_NAMES),
         LEShortField("len", None),
         LELongField("seq", 0),
@@ -202,7 +203,7 @@ class FGCPTLVSequence(FGCPTLV):
 
 class FGCPTLVMonitor(FGCPTLV):
     name = "FGCP TLV monitor"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_MONITOR, TLV_NAMES),
         LEShortField("len", None),
         LEShortField("failed", 0),
@@ -212,7 +213,7 @@ class FGCPTLVMonitor(FGCPTLV):
 
 class FGCPTLVTimers(FGCPTLV):
     name = "FGCP TLV timers"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_TIMERS, TLV_NAMES),
         LEShortField("len", None),
         ByteField("hb_interval", 2),
@@ -223,7 +224,7 @@ class FGCPTLVTimers(FGCPTLV):
 
 class FGCPTLVResets(FGCPTLV):
     name = "FGCP TLV uptime-resets"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_RESETS, TLV_NAMES),
         LEShortField("len", None),
         LEShortField("resets", 0),
@@ -232,7 +233,7 @@ class FGCPTLVResets(FGCPTLV):
 
 class FGCPTLVHostname(FGCPTLV):
     name = "FGCP TLV hostname"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_HOSTNAME, TLV_NAMES),
         LEShortField("len", None),
         StrLenField("hostname", b"", length_from=lambda p: p.len if p.len is not None else 0),
@@ -241,7 +242,7 @@ class FGCPTLVHostname(FGCPTLV):
 
 class FGCPTLVPrimary(FGCPTLV):
     name = "FGCP TLV primary"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_PRIMARY, TLV_NAMES),
         LEShortField("len", None),
         StrFixedLenField("primary", b"", 16),
@@ -250,7 +251,7 @@ class FGCPTLVPrimary(FGCPTLV):
 
 class FGCPTLVMembers(FGCPTLV):
     name = "FGCP TLV members"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         LEShortEnumField("type", TLV_MEMBERS, TLV_NAMES),
         LEShortField("len", None),
         StrLenField("serials", b"", length_from=lambda p: p.len if p.len is not None else 0),
@@ -280,7 +281,7 @@ _TLV_CLASSES: dict[int, type[FGCPTLV]] = {
 }
 
 
-def _next_tlv(pkt: Packet, lst: list[Packet], cur: Packet | None, remain: bytes) -> type[Packet] | None:
+def _next_tlv(pkt: Packet, lst: list[BasePacket], cur: Packet | None, remain: bytes) -> type[Packet] | None:
     """Choose the class of the next TLV from its type and declared length."""
     if not remain:
         return None
@@ -307,7 +308,7 @@ class FGCPHeartbeat(Packet):
     """FGCP heartbeat (hello) frame, ethertype 0x8890; see the module docstring."""
 
     name = "FGCP heartbeat"
-    fields_desc: ClassVar[list[Field]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         XLEShortField("magic", HB_MAGIC),
         ByteEnumField("mode", MODE_AP, {MODE_AA: "a-a", MODE_AP: "a-p"}),
         FlagsField("flags", 0, 8, ["encrypted", "authenticated"]),
@@ -322,7 +323,7 @@ class FGCPHeartbeat(Packet):
         PacketListField("tlvs", [], next_cls_cb=_next_tlv, length_from=_tlv_area),
         ConditionalField(
             XStrFixedLenField("auth", b"\0" * AUTH_LEN, AUTH_LEN),
-            lambda p: (p.flags or 0) & FLAG_AUTH,
+            lambda p: bool((p.flags or 0) & FLAG_AUTH),
         ),
     ]
 

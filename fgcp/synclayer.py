@@ -11,6 +11,7 @@ from dataclasses import fields
 from typing import Any, ClassVar
 
 from scapy.fields import (
+    AnyField,
     ByteEnumField,
     ByteField,
     ConditionalField,
@@ -79,7 +80,7 @@ class FGCPSyncExt(Packet):
     """Typed extension TLV at the end of a record (IPS, ZTNA proxy state...)."""
 
     name = "FGCP sync ext"
-    fields_desc: ClassVar[list[Field[Any, Any]]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         XShortField("type", 0),
         FieldLenField("len", None, length_of="value", fmt="!H"),
         StrLenField("value", b"", length_from=lambda p: p.len),
@@ -93,7 +94,7 @@ class FGCPSyncTcp(Packet):
     """TCP window edges of one direction (fields and defaults of syncrecord.TcpWindow)."""
 
     name = "FGCP sync TCP window"
-    fields_desc: ClassVar[list[Field[Any, Any]]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         _int_field(n, code, _TCP_DEFAULTS[n]) for n, code in REC_TCP_FIELDS
     ]
 
@@ -102,7 +103,7 @@ class FGCPSyncTcp(Packet):
 
 
 def _is_upd(p: Packet) -> bool:
-    return p.op != OP_DELETE
+    return bool(p.op != OP_DELETE)
 
 
 def _ext_len(p: Packet) -> int:
@@ -111,7 +112,7 @@ def _ext_len(p: Packet) -> int:
     return max(0, (p.len or 0) - used)
 
 
-def _record_field(name: str, code: str) -> Field[Any, Any]:
+def _record_field(name: str, code: str) -> AnyField:
     """Scapy field of one fixed-part field of the record table (syncrecord.REC_FIXED_FIELDS)."""
     if name in _IP_FIELDS:
         f: Field[Any, Any] = IPField(name, "0.0.0.0")
@@ -128,12 +129,12 @@ class FGCPSyncRecord(Packet):
     """One record of a DATA frame: ADD/UPDATE carry the whole state, DELETE the key."""
 
     name = "FGCP sync record"
-    fields_desc: ClassVar[list[Field[Any, Any]]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         ByteEnumField("op", OP_ADD, OP_NAMES),
         ShortField("len", None),
         *(_record_field(n, code) for n, code in REC_FIXED_FIELDS),
         ConditionalField(PacketListField("tcp", [], FGCPSyncTcp, count_from=lambda p: 2),
-                         lambda p: _is_upd(p) and p.rflags & RF_TCP),
+                         lambda p: _is_upd(p) and bool(p.rflags & RF_TCP)),
         ConditionalField(FieldLenField("in_len", None, length_of="in_intf", fmt="B"), _is_upd),
         ConditionalField(StrLenField("in_intf", b"", length_from=lambda p: p.in_len), _is_upd),
         ConditionalField(FieldLenField("out_len", None, length_of="out_intf", fmt="B"), _is_upd),
@@ -157,7 +158,7 @@ class FGCPSyncRange(Packet):
     """One NACK gap: sequence numbers from..to (inclusive) are missing."""
 
     name = "FGCP sync gap"
-    fields_desc: ClassVar[list[Field[Any, Any]]] = [IntField("from_seq", 0), IntField("to_seq", 0)]
+    fields_desc: ClassVar[list[AnyField]] = [IntField("from_seq", 0), IntField("to_seq", 0)]
 
     def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
         return b"", s
@@ -167,7 +168,7 @@ class FGCPSync(Packet):
     """FGCP session-sync frame header + records/gaps + HMAC trailer."""
 
     name = "FGCP session sync"
-    fields_desc: ClassVar[list[Field[Any, Any]]] = [
+    fields_desc: ClassVar[list[AnyField]] = [
         XShortField("magic", SYNC_MAGIC),
         ByteField("version", SYNC_VERSION),
         ByteEnumField("type", T_DATA, TYPE_NAMES),

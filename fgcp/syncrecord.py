@@ -1,14 +1,18 @@
 """Session-sync record: exactly the state a new primary needs to continue one session.
 
 Pure data, the raw-bytes record codec of the 0x8892 frames (hot path, precompiled
-``struct``), and duck-typed converters from/to ``fgcp.session.Session``.
+``struct``), and the converters from/to ``fgcp.session.Session``.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from fgcp.session import Session
+from fgcp.tcptrack import M32, TcpPeer
 
 __all__ = [
     "EXT_IPS",
@@ -39,6 +43,7 @@ __all__ = [
     "decode_records",
     "encode_delete",
     "encode_record",
+    "ms32",
     "record_from_session",
 ]
 
@@ -99,7 +104,11 @@ REC_HDR_LEN = _REC_HDR.size  # 3
 REC_FIXED_LEN = _REC_FIXED.size  # 51
 REC_TCP_LEN = _REC_TCP.size  # 24
 REC_DEL_LEN = _REC_DEL.size  # 21
-M32 = 0xFFFFFFFF
+
+
+def ms32(t: float) -> int:
+    """Clock ``t`` (seconds) as the wire's u32 milliseconds (modulo 2**32)."""
+    return int(t * 1000.0) & M32
 
 
 class SyncRecordError(ValueError):
@@ -187,7 +196,7 @@ def encode_record(op: int, rec: SessionRecord) -> bytes:
             tcp = b""
         fixed = _REC_FIXED.pack(rec.version, rec.proto, rec.state, rflags, rec.flags,
                                 rec.policy_id, o[0], o[1], o[2], o[3], r[0], r[1], r[2], r[3],
-                                rec.nat_ip, rec.nat_port, int(rec.created * 1000.0) & M32)
+                                rec.nat_ip, rec.nat_port, ms32(rec.created))
         parts.append(fixed)
         parts.append(tcp)
         parts.append(_name(rec.in_intf) + _name(rec.out_intf))
@@ -287,24 +296,26 @@ def decode_records(buf: bytes | bytearray | memoryview, off: int, end: int, coun
     return out
 
 
-# --- converters (duck-typed on fgcp.session.Session; no import of it) -------------
+# --- converters from/to fgcp.session.Session ----------------------------------------
 
-def record_from_session(s: Any) -> SessionRecord:
-    """SessionRecord from a Session-like object (fields of fgcp.session.Session)."""
+def record_from_session(s: Session) -> SessionRecord:
+    """The SessionRecord of ``s`` (what a new primary needs to continue it)."""
     tcp = None
     if s.tcp is not None:
         a, b = s.tcp
         tcp = (TcpWindow(a.seqlo, a.seqhi, a.max_win, a.wscale, a.state),
                TcpWindow(b.seqlo, b.seqhi, b.max_win, b.wscale, b.state))
     ext = sorted(s.ext.items()) if s.ext else []
+    o, r = s.orig, s.reply
     return SessionRecord(
-        s.proto, tuple(s.orig), tuple(s.reply), s.state, s.policy_id, bool(s.nat),
+        s.proto, (o[0], o[1], o[2], o[3]), (r[0], r[1], r[2], r[3]), s.state, s.policy_id, bool(s.nat),
         s.nat_ip, s.nat_port, tcp, s.flags, s.inspection, s.in_intf, s.out_intf,
         ext, s.created, 0)
 
 
-def apply_record(rec: SessionRecord, session_factory: Any, peer_factory: Any,
-                 existing: Any = None, synced_flag: int = 1) -> Any:
+def apply_record(rec: SessionRecord, session_factory: Callable[..., Session],
+                 peer_factory: Callable[[int, int, int, int, int], TcpPeer],
+                 existing: Session | None = None, synced_flag: int = 1) -> Session:
     """Install ``rec`` into a Session: update ``existing`` in place, or build a new one.
 
     ``session_factory(**fields)`` builds a Session (fields of fgcp.session.Session,

@@ -13,10 +13,10 @@ from fgcp.sync import (
     SyncReceiver,
     SyncSender,
     SyncTuning,
-    render_sync_stats,
     should_sync,
     sync_eligible_at,
 )
+from fgcp.syncdiag import render_sync_stats
 from fgcp.syncframe import (
     T_BULK_BEGIN,
     T_BULK_END,
