@@ -1,12 +1,14 @@
-"""What the sync sender and receiver share: protocol timers, counters, frame decoding.
+"""What the sync sender and receiver share: protocol timers, counters, the endpoint base.
 
-Pure data and helpers of the session-sync engine (fgcp/sync/sender.py, receiver.py).
+``SyncEndpoint`` holds identity, key, tuning, counters and links, and sends/decodes
+frames with every drop counted (fgcp/sync/sender.py and receiver.py build on it).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fgcp.sync.links import LinkSelector, Tx
 from fgcp.syncframe import (
     MAX_RECORDS_BYTES,
     T_BULK_BEGIN,
@@ -18,7 +20,7 @@ from fgcp.syncframe import (
     decode_frame,
 )
 
-__all__ = ["BROADCAST", "SEQUENCED", "SyncStats", "SyncTuning", "decode_counted"]
+__all__ = ["BROADCAST", "SEQUENCED", "SyncEndpoint", "SyncStats", "SyncTuning"]
 
 BROADCAST = ""  # Tx.peer for frames to every member (HELLO)
 SEQUENCED = (T_DATA, T_BULK_BEGIN, T_BULK_END)  # frame types carrying a sequence number
@@ -76,13 +78,43 @@ class SyncStats:
     streams: int = 0  # streams started (sender) / adopted (receiver)
 
 
-def decode_counted(payload: bytes, key: bytes | None, now: float,
-                   stats: SyncStats) -> SyncFrame | None:
-    """The decoded frame, or None with the drop counted (never raises on bad input)."""
-    try:
-        return decode_frame(payload, key, now)
-    except SyncAuthError:
-        stats.dropped_auth += 1
-    except MalformedSyncFrame:
-        stats.dropped_malformed += 1
-    return None
+class SyncEndpoint:
+    """One end of the sync protocol: member ``serial`` of HA group ``group_id``.
+
+    ``key`` is the HMAC key (fgcp.hakeys.derive_sync_key), None without HA password.
+    """
+
+    def __init__(self, serial: str, group_id: int, key: bytes | None,
+                 tuning: SyncTuning | None = None) -> None:
+        self.serial = serial
+        self.group_id = group_id
+        self.key = key
+        self.tuning = tuning or SyncTuning()
+        self.stats = SyncStats()
+        self.links = LinkSelector()
+
+    def set_links(self, sync_links_up: list[str], hb_links_up: list[str]) -> None:
+        """Links usable now: session-sync-dev links up, heartbeat links up (fallback)."""
+        self.links.set_links(sync_links_up, hb_links_up)
+
+    def _send(self, out: list[Tx], peer: str, payload: bytes) -> None:
+        """Queue ``payload`` for ``peer`` on the next link (counted; dropped when none is up)."""
+        stats = self.stats
+        link = self.links.pick()
+        if link is None:
+            stats.no_link += 1
+            return
+        if self.links.fallback:
+            stats.fallback_frames += 1
+        stats.frames_tx += 1
+        out.append(Tx(link, peer, payload))
+
+    def _decode(self, payload: bytes, now: float) -> SyncFrame | None:
+        """The decoded frame, or None with the drop counted (never raises on bad input)."""
+        try:
+            return decode_frame(payload, self.key, now)
+        except SyncAuthError:
+            self.stats.dropped_auth += 1
+        except MalformedSyncFrame:
+            self.stats.dropped_malformed += 1
+        return None

@@ -1,16 +1,14 @@
 """Link selection of session sync: round robin over the up session-sync-dev links.
 
 Falls back to the up heartbeat links when none is up (FortiOS behaviour); ``Tx`` is one
-frame to send on a chosen link, ``send_frame`` picks the link and counts the frame.
+frame to send on a chosen link.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from fgcp.sync.common import SyncStats
-
-__all__ = ["LinkSelector", "Tx", "send_frame"]
+__all__ = ["LinkSelector", "Tx"]
 
 
 class Tx(NamedTuple):
@@ -54,16 +52,3 @@ class LinkSelector:
             return None
         self._rr = (self._rr + 1) % len(links)
         return links[self._rr]
-
-
-def send_frame(stats: SyncStats, links: LinkSelector, out: list[Tx], peer: str,
-               payload: bytes) -> None:
-    """Queue ``payload`` for ``peer`` on the next link (counted; dropped when no link is up)."""
-    link = links.pick()
-    if link is None:
-        stats.no_link += 1
-        return
-    if links.fallback:
-        stats.fallback_frames += 1
-    stats.frames_tx += 1
-    out.append(Tx(link, peer, payload))

@@ -10,8 +10,8 @@ from collections import deque
 from dataclasses import asdict
 from typing import Any
 
-from fgcp.sync.common import BROADCAST, SEQUENCED, SyncStats, SyncTuning, decode_counted
-from fgcp.sync.links import LinkSelector, Tx, send_frame
+from fgcp.sync.common import BROADCAST, SEQUENCED, SyncEndpoint, SyncTuning
+from fgcp.sync.links import Tx
 from fgcp.syncframe import (
     MAX_RANGES,
     T_ACK,
@@ -29,7 +29,7 @@ from fgcp.syncrecord import OP_DELETE, RecordOp, SessionRecord, SyncKey, ms32
 __all__ = ["SyncReceiver"]
 
 
-class SyncReceiver:
+class SyncReceiver(SyncEndpoint):
     """A secondary's side: follows one stream, keeps the synced table, ACKs and NACKs.
 
     ``table`` maps the orig 5-tuple key to the newest SessionRecord received;
@@ -41,12 +41,7 @@ class SyncReceiver:
 
     def __init__(self, serial: str, group_id: int, key: bytes | None,
                  tuning: SyncTuning | None = None, track_changes: bool = False) -> None:
-        self.serial = serial
-        self.group_id = group_id
-        self.key = key
-        self.tuning = tuning or SyncTuning()
-        self.stats = SyncStats()
-        self.links = LinkSelector()
+        super().__init__(serial, group_id, key, tuning)
         self.table: dict[SyncKey, SessionRecord] = {}
         self.sender: str | None = None
         self.stream = 0
@@ -72,10 +67,6 @@ class SyncReceiver:
         self._probed = 0
         self._probe_highest = 0
         self._last_probe = float("-inf")
-
-    def set_links(self, sync_links_up: list[str], hb_links_up: list[str]) -> None:
-        """Links usable now: session-sync-dev links up, heartbeat links up (fallback)."""
-        self.links.set_links(sync_links_up, hb_links_up)
 
     def drain_changes(self) -> list[RecordOp]:
         """The operations applied since the last call (with ``track_changes``)."""
@@ -125,11 +116,11 @@ class SyncReceiver:
         self._unacked = 0
         self._ack_due = False
         self._last_ack = now
-        send_frame(self.stats, self.links, out, self.sender, payload)
+        self._send(out, self.sender, payload)
 
     def receive(self, payload: bytes, now: float) -> list[Tx]:
         """A frame from the primary; returns the frames to send back (NACK, ACK, HELLO)."""
-        fr = decode_counted(payload, self.key, now, self.stats)
+        fr = self._decode(payload, now)
         if fr is None:
             return []
         self.stats.frames_rx += 1
@@ -141,7 +132,7 @@ class SyncReceiver:
             payload = encode_frame(T_HELLO, self.group_id, self.serial,
                                    self.stream if fr.serial == self.sender else 0, 0,
                                    self._cum, ms32(now), self.key)
-            send_frame(self.stats, self.links, out, fr.serial, payload)
+            self._send(out, fr.serial, payload)
             return out
         if fr.type not in SEQUENCED and fr.type != T_ALIVE:
             self.stats.dropped_foreign += 1
@@ -163,7 +154,7 @@ class SyncReceiver:
                 if now - self._last_probe >= self.tuning.nack_interval:
                     self._last_probe = now
                     self.stats.nacks_tx += 1
-                    send_frame(self.stats, self.links, out, fr.serial, encode_frame(
+                    self._send(out, fr.serial, encode_frame(
                         T_NACK, self.group_id, self.serial, fr.stream, 1, 0,
                         ms32(now), self.key, count=1,
                         payload=encode_nack_ranges([(1, 1)])))
@@ -281,13 +272,13 @@ class SyncReceiver:
         if self.sender is None:
             if now - self._last_hello >= t.hello_interval:
                 self._last_hello = now
-                send_frame(self.stats, self.links, out, BROADCAST,
+                self._send(out, BROADCAST,
                              encode_frame(T_HELLO, self.group_id, self.serial, 0, 0, 0,
                                           ms32(now), self.key))
         else:
             if self._want_bulk and now - self._last_bulk_req >= t.bulk_req_interval:
                 self._last_bulk_req = now
-                send_frame(self.stats, self.links, out, self.sender,
+                self._send(out, self.sender,
                              self._frame(T_BULK_REQ, self.sender, 0, now))
             ack_due = (self._unacked or self._ack_due) and now - self._last_ack >= t.ack_delay
             gaps = self._above or self._highest > self._cum

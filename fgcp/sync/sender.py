@@ -11,8 +11,8 @@ from collections import deque
 from dataclasses import asdict
 from typing import Any
 
-from fgcp.sync.common import BROADCAST, SEQUENCED, SyncStats, SyncTuning, decode_counted
-from fgcp.sync.links import LinkSelector, Tx, send_frame
+from fgcp.sync.common import BROADCAST, SEQUENCED, SyncEndpoint, SyncTuning
+from fgcp.sync.links import Tx
 from fgcp.syncframe import (
     FLAG_BULK,
     FLAG_RESEND,
@@ -80,7 +80,7 @@ class _Peer:
         self.rto_due = float("inf")  # earliest retransmission timeout among inflight
 
 
-class SyncSender:
+class SyncSender(SyncEndpoint):
     """The primary's side: keeps the synced records and one reliable stream per secondary.
 
     Feed it with ``upsert``/``delete`` (after ``should_sync``), the frames
@@ -91,12 +91,7 @@ class SyncSender:
 
     def __init__(self, serial: str, group_id: int, key: bytes | None, boot_id: int,
                  tuning: SyncTuning | None = None) -> None:
-        self.serial = serial
-        self.group_id = group_id
-        self.key = key
-        self.tuning = tuning or SyncTuning()
-        self.stats = SyncStats()
-        self.links = LinkSelector()
+        super().__init__(serial, group_id, key, tuning)
         self.records: dict[SyncKey, SessionRecord] = {}
         self.peers: dict[str, _Peer] = {}
         self._boot_id = boot_id & M32
@@ -109,14 +104,10 @@ class SyncSender:
 
     # -- configuration ------------------------------------------------------------------
 
-    def set_links(self, sync_links_up: list[str], hb_links_up: list[str]) -> None:
-        """Links usable now: session-sync-dev links up, heartbeat links up (fallback)."""
-        self.links.set_links(sync_links_up, hb_links_up)
-
     def start(self, now: float) -> list[Tx]:
         """Broadcast HELLO: secondaries answer with HELLO and get a stream + bulk sync."""
         out: list[Tx] = []
-        send_frame(self.stats, self.links, out, BROADCAST,
+        self._send(out, BROADCAST,
                      encode_frame(T_HELLO, self.group_id, self.serial, 0, 0, 0,
                                   ms32(now), self.key))
         return out
@@ -250,7 +241,7 @@ class SyncSender:
         inf.last_sent = now
         p.last_tx = now
         p.rto_due = min(p.rto_due, now + self.tuning.rto)
-        send_frame(self.stats, self.links, out, p.serial, payload)
+        self._send(out, p.serial, payload)
 
     def _new_seq(self, p: _Peer, out: list[Tx], kind: int, keys: list[SyncKey], total: int,
                  now: float, built: FrameBuilder | None = None) -> None:
@@ -306,7 +297,7 @@ class SyncSender:
 
     def receive(self, payload: bytes, now: float) -> list[Tx]:
         """A frame from a secondary (ACK, NACK, HELLO, BULK_REQ); returns frames to send."""
-        fr = decode_counted(payload, self.key, now, self.stats)
+        fr = self._decode(payload, now)
         if fr is None:
             return []
         self.stats.frames_rx += 1
@@ -405,7 +396,7 @@ class SyncSender:
                 break
             if now - p.last_tx >= t.alive_interval:
                 p.last_tx = now
-                send_frame(self.stats, self.links, out, p.serial,
+                self._send(out, p.serial,
                              encode_frame(T_ALIVE, self.group_id, self.serial, p.stream,
                                           (p.next_seq - 1) & M32, 0, ms32(now), self.key))
         if now - self._last_gc >= 1.0:
