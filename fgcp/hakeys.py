@@ -49,4 +49,4 @@ def mac(key: bytes, data: bytes) -> bytes:
 
 def mac_ok(key: bytes, data: bytes, trailer: bytes) -> bool:
     """``trailer`` is the HMAC-SHA256 of ``data`` (constant-time comparison)."""
-    return hmac.compare_digest(hmac.digest(key, data, "sha256"), trailer)
+    return hmac.compare_digest(mac(key, data), trailer)

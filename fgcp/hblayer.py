@@ -111,12 +111,14 @@ class FGCPTLV(Packet):
         return self.sprintf("TLV %type%")
 
 
+def _head(tlv_type: int) -> list[AnyField]:
+    """Type and length fields of a typed TLV (length filled in by post_build when None)."""
+    return [LEShortEnumField("type", tlv_type, TLV_NAMES), LEShortField("len", None)]
+
+
 class FGCPTLVEnd(FGCPTLV):
     name = "FGCP TLV end"
-    fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_END, TLV_NAMES),
-        LEShortField("len", None),
-    ]
+    fields_desc: ClassVar[list[AnyField]] = _head(TLV_END)
 
 
 def _byte_tlv(cls_name: str, tlv_type: int, field_name: str) -> type[FGCPTLV]:
@@ -125,11 +127,7 @@ def _byte_tlv(cls_name: str, tlv_type: int, field_name: str) -> type[FGCPTLV]:
         (FGCPTLV,),
         {
             "name": f"FGCP TLV {TLV_NAMES[tlv_type]}",
-            "fields_desc": [
-                LEShortEnumField("type", tlv_type, TLV_NAMES),
-                LEShortField("len", None),
-                ByteField(field_name, 0),
-            ],
+            "fields_desc": [*_head(tlv_type), ByteField(field_name, 0)],
         },
     )
 
@@ -145,8 +143,7 @@ FGCPTLVFailover = _byte_tlv("FGCPTLVFailover", TLV_FAILOVER, "failover_set")
 class FGCPTLVState(FGCPTLV):
     name = "FGCP TLV ha-state"
     fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_STATE, TLV_NAMES),
-        LEShortField("len", None),
+        *_head(TLV_STATE),
         ByteEnumField("state", STATE_HELLO, STATE_NAMES),
     ]
 
@@ -156,8 +153,7 @@ class FGCPTLVInterfaces(FGCPTLV):
 
     name = "FGCP TLV interfaces"
     fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_INTERFACES, TLV_NAMES),
-        LEShortField("len", None),
+        *_head(TLV_INTERFACES),
         LEShortField("count", 0),
         StrLenField("zdata", b"", length_from=lambda p: max(0, (p.len or 0) - 2)),
     ]
@@ -175,8 +171,7 @@ class FGCPTLVInterfaces(FGCPTLV):
 class FGCPTLVChecksums(FGCPTLV):
     name = "FGCP TLV checksums"
     fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_CHECKSUMS, TLV_NAMES),
-        LEShortField("len", None),
+        *_head(TLV_CHECKSUMS),
         XStrFixedLenField("global_sum", b"\0" * 16, 16),
         XStrFixedLenField("root_sum", b"\0" * 16, 16),
         XStrFixedLenField("all_sum", b"\0" * 16, 16),
@@ -186,8 +181,7 @@ class FGCPTLVChecksums(FGCPTLV):
 class FGCPTLVUptime(FGCPTLV):
     name = "FGCP TLV ha-uptime-ms"
     fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_UPTIME, TLV_NAMES),
-        LEShortField("len", None),
+        *_head(TLV_UPTIME),
         LELongField("uptime_ms", 0),
     ]
 
@@ -195,8 +189,7 @@ class FGCPTLVUptime(FGCPTLV):
 class FGCPTLVSequence(FGCPTLV):
     name = "FGCP TLV sequence"
     fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_SEQUENCE, TLV_NAMES),
-        LEShortField("len", None),
+        *_head(TLV_SEQUENCE),
         LELongField("seq", 0),
     ]
 
@@ -204,8 +197,7 @@ class FGCPTLVSequence(FGCPTLV):
 class FGCPTLVMonitor(FGCPTLV):
     name = "FGCP TLV monitor"
     fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_MONITOR, TLV_NAMES),
-        LEShortField("len", None),
+        *_head(TLV_MONITOR),
         LEShortField("failed", 0),
         LEShortField("monitored", 0),
     ]
@@ -214,8 +206,7 @@ class FGCPTLVMonitor(FGCPTLV):
 class FGCPTLVTimers(FGCPTLV):
     name = "FGCP TLV timers"
     fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_TIMERS, TLV_NAMES),
-        LEShortField("len", None),
+        *_head(TLV_TIMERS),
         ByteField("hb_interval", 2),
         ByteField("hb_lost_threshold", 6),
         LEShortField("hello_holddown", 20),
@@ -225,8 +216,7 @@ class FGCPTLVTimers(FGCPTLV):
 class FGCPTLVResets(FGCPTLV):
     name = "FGCP TLV uptime-resets"
     fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_RESETS, TLV_NAMES),
-        LEShortField("len", None),
+        *_head(TLV_RESETS),
         LEShortField("resets", 0),
     ]
 
@@ -234,8 +224,7 @@ class FGCPTLVResets(FGCPTLV):
 class FGCPTLVHostname(FGCPTLV):
     name = "FGCP TLV hostname"
     fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_HOSTNAME, TLV_NAMES),
-        LEShortField("len", None),
+        *_head(TLV_HOSTNAME),
         StrLenField("hostname", b"", length_from=lambda p: p.len if p.len is not None else 0),
     ]
 
@@ -243,8 +232,7 @@ class FGCPTLVHostname(FGCPTLV):
 class FGCPTLVPrimary(FGCPTLV):
     name = "FGCP TLV primary"
     fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_PRIMARY, TLV_NAMES),
-        LEShortField("len", None),
+        *_head(TLV_PRIMARY),
         StrFixedLenField("primary", b"", 16),
     ]
 
@@ -252,8 +240,7 @@ class FGCPTLVPrimary(FGCPTLV):
 class FGCPTLVMembers(FGCPTLV):
     name = "FGCP TLV members"
     fields_desc: ClassVar[list[AnyField]] = [
-        LEShortEnumField("type", TLV_MEMBERS, TLV_NAMES),
-        LEShortField("len", None),
+        *_head(TLV_MEMBERS),
         StrLenField("serials", b"", length_from=lambda p: p.len if p.len is not None else 0),
     ]
 

@@ -28,6 +28,7 @@ from fgcp.syncrecord import (
     SyncRecordError,
     decode_records,
 )
+from fgcp.tcptrack import M32
 
 __all__ = [
     "AUTH_LEN",
@@ -139,8 +140,8 @@ def encode_frame(ftype: int, group_id: int, serial: str, stream: int, seq: int, 
     else:
         flags &= ~FLAG_AUTH
     hdr = _HDR.pack(SYNC_MAGIC, SYNC_VERSION, ftype, flags, 0, group_id & 0xFFFF,
-                    _serial(serial), stream & 0xFFFFFFFF, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                    time_ms & 0xFFFFFFFF, count, len(payload))
+                    _serial(serial), stream & M32, seq & M32, ack & M32,
+                    time_ms & M32, count, len(payload))
     data = hdr + payload
     if key is not None:
         data += mac(key, data)
@@ -154,7 +155,7 @@ def encode_nack_ranges(ranges: list[tuple[int, int]]) -> bytes:
 
 def encode_total(total: int) -> bytes:
     """BULK_BEGIN / BULK_END payload: u32 (sessions in the bulk / records sent)."""
-    return _U32.pack(total & 0xFFFFFFFF)
+    return _U32.pack(total & M32)
 
 
 class FrameBuilder:
