@@ -32,11 +32,10 @@ from fgcp.hbframe import (
     HeartbeatError,
     HeartbeatInfo,
     IfaceRecord,
-    ReplayGuard,
-    SequenceCounter,
     decode_heartbeat,
     encode_heartbeat,
 )
+from fgcp.hbreplay import ReplayGuard, SequenceCounter
 from fgcp.model import HAConfig
 
 __all__ = [

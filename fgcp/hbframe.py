@@ -1,7 +1,7 @@
-"""FGCP heartbeat frames (ethertype 0x8890): the scapy layer and a strict codec.
+"""FGCP heartbeat frames (ethertype 0x8890): the strict raw-bytes codec (hot path).
 
-The scapy layer ``FGCPHeartbeat`` builds/dissects/prints frames; ``encode_heartbeat``
-and ``decode_heartbeat`` are the fast, strict, authenticated codec the HA state machine uses.
+``encode_heartbeat``/``decode_heartbeat`` build and check the frames the HA state machine
+exchanges; the scapy layer is fgcp/hblayer.py, anti-replay fgcp/hbreplay.py, keys fgcp/hakeys.py.
 
 Wire layout (little-endian, offsets after the Ethernet header, see docs/protocol.md)::
 
@@ -11,88 +11,47 @@ Wire layout (little-endian, offsets after the Ethernet header, see docs/protocol
     88 TLVs: type u16, length u16, value; type 0 ends the list
     end: 32-byte HMAC-SHA256 trailer when flag 0x02 is set
 
-Authentication uses the ``cryptography`` package: key = HKDF-SHA256(password,
-salt=b"fgcp-lab heartbeat v1", info=group-id u16 LE); trailer = HMAC-SHA256(key,
-frame bytes from offset 0 up to the trailer).  Anti-replay: every frame carries a
-u64 sequence counter (TLV 0x84) that starts at the sender's boot time in ns and
-grows by one per frame; ``ReplayGuard`` rejects a counter <= the last one accepted
-from the same (serial, heartbeat port).  A restarted peer starts at its new boot
-time, which is larger than any counter it sent before (unless its clock stepped
-back; ``ReplayGuard.forget`` re-admits such a peer).
+Authentication: key = HKDF-SHA256(password, salt=b"fgcp-lab heartbeat v1", info=group-id
+u16 LE) (``fgcp.hakeys.derive_hb_key``); trailer = HMAC-SHA256(key, frame bytes from offset
+0 up to the trailer).  Every frame carries a u64 anti-replay counter (TLV 0x84), checked by
+``fgcp.hbreplay.ReplayGuard``.
 """
 
 from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, field
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import hmac as crypto_hmac
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from scapy.fields import (
-    ByteEnumField,
-    ByteField,
-    ConditionalField,
-    Field,
-    FlagsField,
-    LELongField,
-    LEShortEnumField,
-    LEShortField,
-    PacketListField,
-    StrFixedLenField,
-    StrLenField,
-    XLEShortField,
-    XStrFixedLenField,
-)
-from scapy.layers.l2 import Ether
-from scapy.packet import Packet, Raw, bind_layers
+from fgcp.hakeys import MAC_LEN, derive_hb_key, mac, mac_ok
 
 __all__ = [
+    "AUTH_LEN",
     "ETH_P_FGCP_HB",
-    "FGCPTLV",
     "HB_MAGIC",
+    "HEADER_LEN",
+    "TLV_HDR",
+    "TLV_LENGTHS",
+    "TLV_NAMES",
     "AuthFailure",
-    "FGCPHeartbeat",
-    "FGCPTLVChecksums",
-    "FGCPTLVEnd",
-    "FGCPTLVFailover",
-    "FGCPTLVHostname",
-    "FGCPTLVInterfaces",
-    "FGCPTLVMembers",
-    "FGCPTLVMonitor",
-    "FGCPTLVOverride",
-    "FGCPTLVPrimary",
-    "FGCPTLVPriority",
-    "FGCPTLVResets",
-    "FGCPTLVRole",
-    "FGCPTLVSequence",
-    "FGCPTLVState",
-    "FGCPTLVSync",
-    "FGCPTLVTimers",
-    "FGCPTLVUptime",
-    "FGCPTLVVcluster",
     "HeartbeatError",
     "HeartbeatInfo",
     "IfaceRecord",
     "MalformedHeartbeat",
-    "ReplayGuard",
-    "ReplayedHeartbeat",
-    "SequenceCounter",
     "WrongGroup",
     "decode_heartbeat",
     "decode_payload",
-    "derive_key",
     "encode_heartbeat",
     "encode_payload",
+    "pack_interfaces",
+    "unpack_interfaces",
 ]
 
 ETH_P_FGCP_HB = 0x8890
 HB_MAGIC = 0x4746  # on the wire: 46 47 = "FG"
 HEADER_LEN = 88
-AUTH_LEN = 32
+AUTH_LEN = MAC_LEN
 FLAG_ENCRYPTED = 0x01
 FLAG_AUTH = 0x02
 MODE_AA = 1
@@ -158,11 +117,10 @@ TLV_NAMES = {
 }
 
 _HDR = struct.Struct("<HBB32sHH12s16sHH16s")
-_TL = struct.Struct("<HH")
+TLV_HDR = struct.Struct("<HH")  # TLV type u16, length u16
 _IFREC = struct.Struct("<16s6sB")
 MAX_INTERFACES = 512
 MAX_MEMBERS = 16
-_HKDF_SALT = b"fgcp-lab heartbeat v1"
 
 
 # --------------------------------------------------------------------------- errors
@@ -190,12 +148,6 @@ class WrongGroup(HeartbeatError):
     """The frame belongs to another HA group (group-id or group name differ)."""
 
     reason = "wrong-group"
-
-
-class ReplayedHeartbeat(HeartbeatError):
-    """The sequence counter is not newer than the last one accepted from that sender."""
-
-    reason = "replay"
 
 
 # --------------------------------------------------------------------------- plain data
@@ -247,23 +199,6 @@ class HeartbeatInfo:
 # --------------------------------------------------------------------------- codec helpers
 
 
-def derive_key(password: str, group_id: int) -> bytes:
-    """The 32-byte HMAC key for ``password`` in HA group ``group_id`` (HKDF-SHA256)."""
-    hkdf = HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=_HKDF_SALT,
-        info=struct.pack("<H", group_id & 0xFFFF),
-    )
-    return hkdf.derive(password.encode("utf-8"))
-
-
-def _mac(key: bytes, data: bytes) -> bytes:
-    h = crypto_hmac.HMAC(key, hashes.SHA256())
-    h.update(data)
-    return h.finalize()
-
-
 def _fixed_ascii(text: str, size: int, what: str) -> bytes:
     raw = text.encode("ascii")
     if len(raw) > size:
@@ -272,10 +207,11 @@ def _fixed_ascii(text: str, size: int, what: str) -> bytes:
 
 
 def _tlv(tlv_type: int, value: bytes) -> bytes:
-    return _TL.pack(tlv_type, len(value)) + value
+    return TLV_HDR.pack(tlv_type, len(value)) + value
 
 
-def _pack_interfaces(records: tuple[IfaceRecord, ...]) -> bytes:
+def pack_interfaces(records: tuple[IfaceRecord, ...]) -> bytes:
+    """Value of the interface inventory TLV: u16 count + zlib stream of 23-byte records."""
     raw = b"".join(
         _IFREC.pack(
             _fixed_ascii(r.name, 16, "interface name"),
@@ -287,7 +223,8 @@ def _pack_interfaces(records: tuple[IfaceRecord, ...]) -> bytes:
     return struct.pack("<H", len(records)) + zlib.compress(raw, 6)
 
 
-def _unpack_interfaces(value: bytes) -> tuple[IfaceRecord, ...]:
+def unpack_interfaces(value: bytes) -> tuple[IfaceRecord, ...]:
+    """Records of an interface inventory TLV value; raises MalformedHeartbeat."""
     if len(value) < 2:
         raise MalformedHeartbeat("interface TLV shorter than its count")
     (count,) = struct.unpack_from("<H", value)
@@ -343,7 +280,7 @@ def encode_payload(info: HeartbeatInfo, password: str = "") -> bytes:
         _tlv(TLV_OVERRIDE, bytes([1 if info.override else 0])),
     ]
     if info.interfaces:
-        tlvs.append(_tlv(TLV_INTERFACES, _pack_interfaces(info.interfaces)))
+        tlvs.append(_tlv(TLV_INTERFACES, pack_interfaces(info.interfaces)))
     if info.checksums is not None:
         if len(info.checksums) != 3 or any(len(c) != 16 for c in info.checksums):
             raise ValueError("checksums must be 3 x 16 bytes")
@@ -370,7 +307,7 @@ def encode_payload(info: HeartbeatInfo, password: str = "") -> bytes:
     ]
     body = hdr + b"".join(tlvs)
     if password:
-        body += _mac(derive_key(password, info.group_id), body)
+        body += mac(derive_hb_key(password, info.group_id), body)
     return body
 
 
@@ -388,7 +325,9 @@ def encode_heartbeat(
 
 # --------------------------------------------------------------------------- decoder
 
-_FIXED_TLV_LEN = {
+# value length of the fixed-size TLVs (the others are variable)
+TLV_LENGTHS = {
+    TLV_END: 0,
     TLV_VCLUSTER: 1,
     TLV_PRIORITY: 1,
     TLV_OVERRIDE: 1,
@@ -420,7 +359,7 @@ def decode_payload(
     (the passwords differ).
     """
     payload = bytes(payload)
-    if len(payload) < HEADER_LEN + _TL.size:
+    if len(payload) < HEADER_LEN + TLV_HDR.size:
         raise MalformedHeartbeat(f"heartbeat of {len(payload)} bytes is shorter than the header")
     (magic, mode, flags, gname, _unk, gid, _unk12, port, rev, chash, serial) = _HDR.unpack_from(
         payload
@@ -434,16 +373,16 @@ def decode_payload(
     end = len(payload)
     if flags & FLAG_AUTH:
         end -= AUTH_LEN
-        if end < HEADER_LEN + _TL.size:
+        if end < HEADER_LEN + TLV_HDR.size:
             raise MalformedHeartbeat("authenticated heartbeat too short for its trailer")
     vals: dict[int, bytes] = {}
     off = HEADER_LEN
     terminated = False
     while off < end:
-        if off + _TL.size > end:
+        if off + TLV_HDR.size > end:
             raise MalformedHeartbeat(f"truncated TLV header at offset {off}")
-        ttype, tlen = _TL.unpack_from(payload, off)
-        off += _TL.size
+        ttype, tlen = TLV_HDR.unpack_from(payload, off)
+        off += TLV_HDR.size
         if off + tlen > end:
             raise MalformedHeartbeat(
                 f"TLV 0x{ttype:02x} length {tlen} runs past the end at offset {off}"
@@ -453,7 +392,7 @@ def decode_payload(
         if ttype == TLV_END:
             terminated = True
             break
-        want = _FIXED_TLV_LEN.get(ttype)
+        want = TLV_LENGTHS.get(ttype)
         if want is not None and tlen != want:
             raise MalformedHeartbeat(f"TLV 0x{ttype:02x} has length {tlen}, expected {want}")
         if ttype in vals:
@@ -470,9 +409,9 @@ def decode_payload(
     serial_s = _ascii(serial, "serial")
     if not serial_s:
         raise MalformedHeartbeat("empty serial number")
-    kw: dict = {}
+    kw: dict[str, Any] = {}
     if TLV_INTERFACES in vals:
-        kw["interfaces"] = _unpack_interfaces(vals[TLV_INTERFACES])
+        kw["interfaces"] = unpack_interfaces(vals[TLV_INTERFACES])
     if TLV_CHECKSUMS in vals:
         c = vals[TLV_CHECKSUMS]
         kw["checksums"] = (c[0:16], c[16:32], c[32:48])
@@ -517,12 +456,8 @@ def decode_payload(
     if password:
         if not flags & FLAG_AUTH:
             raise AuthFailure("heartbeat is not authenticated but a password is set")
-        h = crypto_hmac.HMAC(derive_key(password, gid), hashes.SHA256())
-        h.update(payload[:end])
-        try:
-            h.verify(payload[end:])
-        except InvalidSignature:
-            raise AuthFailure("HMAC-SHA256 trailer does not match") from None
+        if not mac_ok(derive_hb_key(password, gid), payload[:end], payload[end:]):
+            raise AuthFailure("HMAC-SHA256 trailer does not match")
     elif flags & FLAG_AUTH:
         raise AuthFailure("heartbeat is authenticated but no password is set")
 
@@ -556,312 +491,3 @@ def decode_heartbeat(
     if etype != ETH_P_FGCP_HB:
         raise MalformedHeartbeat(f"ethertype 0x{etype:04x} is not 0x8890")
     return decode_payload(frame[14:], password, group_id, group_name)
-
-
-# --------------------------------------------------------------------------- anti-replay
-
-
-@dataclass
-class SequenceCounter:
-    """The sender side of anti-replay: starts at ``boot_ns`` (time.time_ns() at start)."""
-
-    boot_ns: int
-    sent: int = 0
-
-    def next(self) -> int:
-        self.sent += 1
-        return (self.boot_ns + self.sent) & 0xFFFFFFFFFFFFFFFF
-
-
-@dataclass
-class ReplayGuard:
-    """Receiver side: per (serial, heartbeat port) the last counter accepted.
-
-    ``check`` raises ``ReplayedHeartbeat`` for a counter that is not newer; a
-    guard keeps at most ``max_senders`` entries (the oldest are forgotten).
-    """
-
-    max_senders: int = 64
-    last: dict[tuple[str, str], int] = field(default_factory=dict)
-
-    def check(self, info: HeartbeatInfo) -> None:
-        key = (info.serial, info.port)
-        prev = self.last.get(key)
-        if prev is not None and info.seq <= prev:
-            raise ReplayedHeartbeat(
-                f"counter {info.seq} from {info.serial}/{info.port} is not newer than {prev}"
-            )
-        self.last.pop(key, None)
-        self.last[key] = info.seq
-        while len(self.last) > self.max_senders:
-            self.last.pop(next(iter(self.last)))
-
-    def forget(self, serial: str) -> None:
-        """Re-admit ``serial`` whatever its counter (e.g. after its clock stepped back)."""
-        for key in [k for k in self.last if k[0] == serial]:
-            del self.last[key]
-
-
-# --------------------------------------------------------------------------- scapy layer
-
-
-class FGCPTLV(Packet):
-    """A heartbeat TLV of any type (the value kept as bytes); base of the typed TLVs."""
-
-    name = "FGCP TLV"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", 0, TLV_NAMES),
-        LEShortField("len", None),
-        StrLenField("value", b"", length_from=lambda p: p.len if p.len is not None else 0),
-    ]
-
-    def post_build(self, pkt: bytes, pay: bytes) -> bytes:
-        if self.len is None:
-            pkt = pkt[:2] + struct.pack("<H", len(pkt) - 4) + pkt[4:]
-        return pkt + pay
-
-    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
-        return b"", s
-
-    def mysummary(self) -> str:
-        return self.sprintf("TLV %type%")
-
-
-class FGCPTLVEnd(FGCPTLV):
-    name = "FGCP TLV end"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_END, TLV_NAMES),
-        LEShortField("len", None),
-    ]
-
-
-def _byte_tlv(cls_name: str, tlv_type: int, field_name: str) -> type[FGCPTLV]:
-    return type(
-        cls_name,
-        (FGCPTLV,),
-        {
-            "name": f"FGCP TLV {TLV_NAMES[tlv_type]}",
-            "fields_desc": [
-                LEShortEnumField("type", tlv_type, TLV_NAMES),
-                LEShortField("len", None),
-                ByteField(field_name, 0),
-            ],
-        },
-    )
-
-
-FGCPTLVVcluster = _byte_tlv("FGCPTLVVcluster", TLV_VCLUSTER, "vcluster_id")
-FGCPTLVPriority = _byte_tlv("FGCPTLVPriority", TLV_PRIORITY, "priority")
-FGCPTLVOverride = _byte_tlv("FGCPTLVOverride", TLV_OVERRIDE, "override")
-FGCPTLVRole = _byte_tlv("FGCPTLVRole", TLV_ROLE, "role")
-FGCPTLVSync = _byte_tlv("FGCPTLVSync", TLV_SYNC, "sync_complete")
-FGCPTLVFailover = _byte_tlv("FGCPTLVFailover", TLV_FAILOVER, "failover_set")
-
-
-class FGCPTLVState(FGCPTLV):
-    name = "FGCP TLV ha-state"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_STATE, TLV_NAMES),
-        LEShortField("len", None),
-        ByteEnumField("state", STATE_HELLO, STATE_NAMES),
-    ]
-
-
-class FGCPTLVInterfaces(FGCPTLV):
-    """Interface inventory: u16 count, then a zlib stream of 23-byte records."""
-
-    name = "FGCP TLV interfaces"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_INTERFACES, TLV_NAMES),
-        LEShortField("len", None),
-        LEShortField("count", 0),
-        StrLenField("zdata", b"", length_from=lambda p: max(0, (p.len or 0) - 2)),
-    ]
-
-    @classmethod
-    def from_records(cls, records: tuple[IfaceRecord, ...]) -> FGCPTLVInterfaces:
-        packed = _pack_interfaces(tuple(records))
-        return cls(count=len(records), zdata=packed[2:])
-
-    def records(self) -> tuple[IfaceRecord, ...]:
-        """The decoded records; raises MalformedHeartbeat on a bad stream."""
-        return _unpack_interfaces(struct.pack("<H", self.count) + bytes(self.zdata))
-
-
-class FGCPTLVChecksums(FGCPTLV):
-    name = "FGCP TLV checksums"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_CHECKSUMS, TLV_NAMES),
-        LEShortField("len", None),
-        XStrFixedLenField("global_sum", b"\0" * 16, 16),
-        XStrFixedLenField("root_sum", b"\0" * 16, 16),
-        XStrFixedLenField("all_sum", b"\0" * 16, 16),
-    ]
-
-
-class FGCPTLVUptime(FGCPTLV):
-    name = "FGCP TLV ha-uptime-ms"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_UPTIME, TLV_NAMES),
-        LEShortField("len", None),
-        LELongField("uptime_ms", 0),
-    ]
-
-
-class FGCPTLVSequence(FGCPTLV):
-    name = "FGCP TLV sequence"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_SEQUENCE, TLV_NAMES),
-        LEShortField("len", None),
-        LELongField("seq", 0),
-    ]
-
-
-class FGCPTLVMonitor(FGCPTLV):
-    name = "FGCP TLV monitor"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_MONITOR, TLV_NAMES),
-        LEShortField("len", None),
-        LEShortField("failed", 0),
-        LEShortField("monitored", 0),
-    ]
-
-
-class FGCPTLVTimers(FGCPTLV):
-    name = "FGCP TLV timers"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_TIMERS, TLV_NAMES),
-        LEShortField("len", None),
-        ByteField("hb_interval", 2),
-        ByteField("hb_lost_threshold", 6),
-        LEShortField("hello_holddown", 20),
-    ]
-
-
-class FGCPTLVResets(FGCPTLV):
-    name = "FGCP TLV uptime-resets"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_RESETS, TLV_NAMES),
-        LEShortField("len", None),
-        LEShortField("resets", 0),
-    ]
-
-
-class FGCPTLVHostname(FGCPTLV):
-    name = "FGCP TLV hostname"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_HOSTNAME, TLV_NAMES),
-        LEShortField("len", None),
-        StrLenField("hostname", b"", length_from=lambda p: p.len if p.len is not None else 0),
-    ]
-
-
-class FGCPTLVPrimary(FGCPTLV):
-    name = "FGCP TLV primary"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_PRIMARY, TLV_NAMES),
-        LEShortField("len", None),
-        StrFixedLenField("primary", b"", 16),
-    ]
-
-
-class FGCPTLVMembers(FGCPTLV):
-    name = "FGCP TLV members"
-    fields_desc: ClassVar[list[Field]] = [
-        LEShortEnumField("type", TLV_MEMBERS, TLV_NAMES),
-        LEShortField("len", None),
-        StrLenField("serials", b"", length_from=lambda p: p.len if p.len is not None else 0),
-    ]
-
-
-# type -> (class, expected length or None when variable)
-_TLV_CLASSES: dict[int, tuple[type[FGCPTLV], int | None]] = {
-    TLV_END: (FGCPTLVEnd, 0),
-    TLV_VCLUSTER: (FGCPTLVVcluster, 1),
-    TLV_PRIORITY: (FGCPTLVPriority, 1),
-    TLV_OVERRIDE: (FGCPTLVOverride, 1),
-    TLV_INTERFACES: (FGCPTLVInterfaces, None),
-    TLV_CHECKSUMS: (FGCPTLVChecksums, 48),
-    TLV_UPTIME: (FGCPTLVUptime, 8),
-    TLV_STATE: (FGCPTLVState, 1),
-    TLV_ROLE: (FGCPTLVRole, 1),
-    TLV_MONITOR: (FGCPTLVMonitor, 4),
-    TLV_SEQUENCE: (FGCPTLVSequence, 8),
-    TLV_TIMERS: (FGCPTLVTimers, 4),
-    TLV_SYNC: (FGCPTLVSync, 1),
-    TLV_FAILOVER: (FGCPTLVFailover, 1),
-    TLV_MEMBERS: (FGCPTLVMembers, None),
-    TLV_RESETS: (FGCPTLVResets, 2),
-    TLV_HOSTNAME: (FGCPTLVHostname, None),
-    TLV_PRIMARY: (FGCPTLVPrimary, 16),
-}
-
-
-def _next_tlv(pkt: Packet, lst: list, cur: Packet | None, remain: bytes) -> type[Packet] | None:
-    """Choose the class of the next TLV from its type and declared length."""
-    if not remain:
-        return None
-    if (cur is not None and isinstance(cur, FGCPTLVEnd)) or len(remain) < 4:
-        return Raw  # bytes after the end TLV (or a truncated TLV header)
-    ttype, tlen = _TL.unpack_from(remain)
-    cls, want = _TLV_CLASSES.get(ttype, (FGCPTLV, None))
-    if want is not None and tlen != want:
-        return FGCPTLV  # honour the length whatever the type says
-    if cls is FGCPTLVInterfaces and tlen < 2:
-        return FGCPTLV
-    if tlen + 4 > len(remain):
-        return FGCPTLV
-    return cls
-
-
-def _tlv_area(pkt: Packet) -> int:
-    total = len(pkt.original or b"")
-    return max(0, total - HEADER_LEN - (AUTH_LEN if (pkt.flags or 0) & FLAG_AUTH else 0))
-
-
-class FGCPHeartbeat(Packet):
-    """FGCP heartbeat (hello) frame, ethertype 0x8890; see the module docstring."""
-
-    name = "FGCP heartbeat"
-    fields_desc: ClassVar[list[Field]] = [
-        XLEShortField("magic", HB_MAGIC),
-        ByteEnumField("mode", MODE_AP, {MODE_AA: "a-a", MODE_AP: "a-p"}),
-        FlagsField("flags", 0, 8, ["encrypted", "authenticated"]),
-        StrFixedLenField("group_name", b"", 32),
-        XLEShortField("unknown1", 0),
-        LEShortField("group_id", 0),
-        XStrFixedLenField("unknown2", b"\0" * 12, 12),
-        StrFixedLenField("port", b"", 16),
-        LEShortField("revision", 0),
-        XLEShortField("config_hash", 0),
-        StrFixedLenField("serial", b"", 16),
-        PacketListField("tlvs", [], next_cls_cb=_next_tlv, length_from=_tlv_area),
-        ConditionalField(
-            XStrFixedLenField("auth", b"\0" * AUTH_LEN, AUTH_LEN),
-            lambda p: (p.flags or 0) & FLAG_AUTH,
-        ),
-    ]
-
-    def tlv(self, tlv_type: int) -> FGCPTLV | None:
-        """The first TLV of ``tlv_type`` or None."""
-        for t in self.tlvs:
-            if isinstance(t, FGCPTLV) and t.type == tlv_type:
-                return t
-        return None
-
-    def mysummary(self) -> str:
-        prio = self.tlv(TLV_PRIORITY)
-        state = self.tlv(TLV_STATE)
-
-        def txt(v: bytes | str) -> str:
-            return v.rstrip(b"\0").decode("ascii", "replace") if isinstance(v, bytes) else str(v)
-
-        text = f"FGCP HB {txt(self.group_name)}/{self.group_id} SN {txt(self.serial)} on {txt(self.port)}"
-        if prio is not None and hasattr(prio, "priority"):
-            text += f" prio {prio.priority}"
-        if state is not None and hasattr(state, "state"):
-            text += f" {STATE_NAMES.get(state.state, state.state)}"
-        return text
-
-
-bind_layers(Ether, FGCPHeartbeat, type=ETH_P_FGCP_HB)

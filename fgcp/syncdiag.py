@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fgcp.model import HAConfig
+
 __all__ = ["render_sync_stats"]
 
 
@@ -26,8 +28,8 @@ _STAT_LINES = (
 )
 
 
-def _ctx_line(ha: Any, running: bool) -> str:
-    """FortiOS ``diagnose sys session sync`` first line, from an HAConfig-like object."""
+def _ctx_line(ha: HAConfig, running: bool) -> str:
+    """FortiOS ``diagnose sys session sync`` first line."""
     return (f"sync_ctx: sync_started={int(running)}, sync_tcp={int(bool(ha.session_pickup))}, "
             f"sync_others={int(bool(ha.session_pickup and ha.session_pickup_connectionless))}, "
             f"sync_nat={int(bool(ha.session_pickup))}, "
@@ -36,10 +38,10 @@ def _ctx_line(ha: Any, running: bool) -> str:
 
 
 def render_sync_stats(sender: dict[str, Any] | None, receiver: dict[str, Any] | None,
-                      ha: Any = None) -> str:
+                      ha: HAConfig | None = None) -> str:
     """Text of ``diagnose sys ha session-sync`` from ``SyncSender/SyncReceiver.snapshot``.
 
-    ``ha`` (fgcp.model.HAConfig, optional) adds the FortiOS ``sync_ctx`` line.
+    ``ha`` (optional) adds the FortiOS ``sync_ctx`` line.
     The ``sync:``/``recv:`` lines follow ``diagnose sys session sync``; the
     indented lines are the lab's reliability details.
     """

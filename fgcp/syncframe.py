@@ -1,8 +1,7 @@
-"""FGCP session-sync frames (ethertype 0x8892): the raw-bytes codec and the scapy layers.
+"""FGCP session-sync frames (ethertype 0x8892): the raw-bytes frame codec (hot path).
 
-``encode_frame``/``FrameBuilder``/``decode_frame`` are the hot-path codec the sync
-engine uses (precompiled ``struct``, many records per frame); the scapy layers
-``FGCPSync``/``FGCPSyncRecord`` are for dissection, tests and display.
+``encode_frame``/``FrameBuilder``/``decode_frame`` are what the sync engine uses (precompiled
+``struct``, many records per frame); the scapy layers are in fgcp/synclayer.py.
 
 Wire layout (big-endian, offsets after the Ethernet header; docs/protocol.md "Session sync")::
 
@@ -13,48 +12,23 @@ Wire layout (big-endian, offsets after the Ethernet header; docs/protocol.md "Se
     end: 32-byte HMAC-SHA256 trailer when flag 0x02 is set
 
 Authentication: key = HKDF-SHA256(password, salt=b"fgcp-lab session-sync v1",
-info=group-id u16 big-endian) (the heartbeat scheme of fgcp/hbframe.py with its own
-salt, so a heartbeat MAC never validates a sync frame); trailer = HMAC-SHA256(key,
+info=group-id u16 big-endian) (``fgcp.hakeys.derive_sync_key``: the heartbeat scheme with
+its own salt, so a heartbeat MAC never validates a sync frame); trailer = HMAC-SHA256(key,
 bytes from offset 0 up to the trailer).
 """
 
 from __future__ import annotations
 
-import hmac
 import struct
 from dataclasses import dataclass, field
-from typing import ClassVar
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from scapy.fields import (
-    ByteEnumField,
-    ByteField,
-    ConditionalField,
-    Field,
-    FieldLenField,
-    FlagsField,
-    IntField,
-    IPField,
-    LongField,
-    PacketListField,
-    ShortField,
-    StrFixedLenField,
-    StrLenField,
-    XIntField,
-    XShortField,
-    XStrFixedLenField,
-)
-from scapy.layers.l2 import Ether
-from scapy.packet import Packet, bind_layers
-
+from fgcp.hakeys import MAC_LEN, mac, mac_ok
 from fgcp.syncrecord import (
-    OP_DELETE,
-    OP_NAMES,
     RecordOp,
     SyncRecordError,
     decode_records,
 )
+from fgcp.tcptrack import M32
 
 __all__ = [
     "AUTH_LEN",
@@ -64,7 +38,11 @@ __all__ = [
     "FLAG_RESEND",
     "HEADER_LEN",
     "MAX_FRAME",
+    "MAX_RANGES",
+    "MAX_RECORDS_BYTES",
+    "RANGE",
     "SYNC_MAGIC",
+    "SYNC_VERSION",
     "TYPE_NAMES",
     "T_ACK",
     "T_ALIVE",
@@ -74,16 +52,11 @@ __all__ = [
     "T_DATA",
     "T_HELLO",
     "T_NACK",
-    "FGCPSync",
-    "FGCPSyncExt",
-    "FGCPSyncRange",
-    "FGCPSyncRecord",
     "FrameBuilder",
     "MalformedSyncFrame",
     "SyncAuthError",
     "SyncFrame",
     "decode_frame",
-    "derive_sync_key",
     "encode_frame",
     "encode_nack_ranges",
     "encode_total",
@@ -93,7 +66,7 @@ ETH_P_FGCP_SYNC = 0x8892
 SYNC_MAGIC = 0x4653  # "FS"
 SYNC_VERSION = 1
 MAX_FRAME = 1500  # Ethernet payload (MTU): header + records + trailer fit in it
-AUTH_LEN = 32
+AUTH_LEN = MAC_LEN
 
 # frame types
 T_DATA = 1
@@ -112,15 +85,13 @@ TYPE_NAMES = {T_DATA: "DATA", T_ACK: "ACK", T_NACK: "NACK", T_HELLO: "HELLO",
 FLAG_AUTH = 0x02
 FLAG_RESEND = 0x04  # retransmission of an earlier sequence number
 FLAG_BULK = 0x08  # the frame belongs to a bulk sync in progress
-_FLAG_NAMES = ["r0", "authenticated", "resend", "bulk", "r4", "r5", "r6", "r7"]
 
 _HDR = struct.Struct("!HBBBBH16sIIIIHH")
 HEADER_LEN = _HDR.size  # 44
-_RANGE = struct.Struct("!II")
+RANGE = struct.Struct("!II")  # NACK gap: from u32, to u32 (inclusive)
 _U32 = struct.Struct("!I")
 MAX_RECORDS_BYTES = MAX_FRAME - HEADER_LEN - AUTH_LEN  # room for records, auth or not
-MAX_RANGES = MAX_RECORDS_BYTES // _RANGE.size
-_HKDF_SALT = b"fgcp-lab session-sync v1"
+MAX_RANGES = MAX_RECORDS_BYTES // RANGE.size
 
 
 class MalformedSyncFrame(ValueError):
@@ -133,15 +104,6 @@ class SyncAuthError(MalformedSyncFrame):
     """Missing or wrong HMAC trailer (wrong password, altered or spoofed frame)."""
 
     reason = "auth"
-
-
-def derive_sync_key(password: str, group_id: int) -> bytes | None:
-    """32-byte HMAC key of the HA ``password`` for ``group_id``; None without password."""
-    if not password:
-        return None
-    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=_HKDF_SALT,
-                info=struct.pack("!H", group_id & 0xFFFF))
-    return hkdf.derive(password.encode("utf-8"))
 
 
 @dataclass(slots=True)
@@ -178,22 +140,22 @@ def encode_frame(ftype: int, group_id: int, serial: str, stream: int, seq: int, 
     else:
         flags &= ~FLAG_AUTH
     hdr = _HDR.pack(SYNC_MAGIC, SYNC_VERSION, ftype, flags, 0, group_id & 0xFFFF,
-                    _serial(serial), stream & 0xFFFFFFFF, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
-                    time_ms & 0xFFFFFFFF, count, len(payload))
+                    _serial(serial), stream & M32, seq & M32, ack & M32,
+                    time_ms & M32, count, len(payload))
     data = hdr + payload
     if key is not None:
-        data += hmac.digest(key, data, "sha256")
+        data += mac(key, data)
     return data
 
 
 def encode_nack_ranges(ranges: list[tuple[int, int]]) -> bytes:
     """NACK payload: (from, to) inclusive sequence ranges (at most MAX_RANGES)."""
-    return b"".join(_RANGE.pack(a, b) for a, b in ranges[:MAX_RANGES])
+    return b"".join(RANGE.pack(a, b) for a, b in ranges[:MAX_RANGES])
 
 
 def encode_total(total: int) -> bytes:
     """BULK_BEGIN / BULK_END payload: u32 (sessions in the bulk / records sent)."""
-    return _U32.pack(total & 0xFFFFFFFF)
+    return _U32.pack(total & M32)
 
 
 class FrameBuilder:
@@ -255,8 +217,7 @@ def decode_frame(data: bytes | bytearray | memoryview, key: bytes | None, now: f
         if key is not None:
             if not auth:
                 raise SyncAuthError("frame is not authenticated")
-            mac = hmac.digest(key, bytes(data[:end]), "sha256")
-            if not hmac.compare_digest(mac, bytes(data[end:end + AUTH_LEN])):
+            if not mac_ok(key, bytes(data[:end]), bytes(data[end:end + AUTH_LEN])):
                 raise SyncAuthError("bad HMAC trailer")
         elif auth:
             raise SyncAuthError("authenticated frame but no HA password configured")
@@ -271,11 +232,11 @@ def decode_frame(data: bytes | bytearray | memoryview, key: bytes | None, now: f
         except SyncRecordError as e:
             raise MalformedSyncFrame(str(e)) from None
     elif ftype == T_NACK:
-        if plen != count * _RANGE.size:
+        if plen != count * RANGE.size:
             raise MalformedSyncFrame(f"NACK: {count} ranges but {plen} payload bytes")
         ranges = []
         for i in range(count):
-            a, b = _RANGE.unpack_from(data, HEADER_LEN + i * _RANGE.size)
+            a, b = RANGE.unpack_from(data, HEADER_LEN + i * RANGE.size)
             if b < a:
                 raise MalformedSyncFrame(f"NACK range {a}-{b} is reversed")
             ranges.append((a, b))
@@ -287,159 +248,3 @@ def decode_frame(data: bytes | bytearray | memoryview, key: bytes | None, now: f
     elif plen or count:
         raise MalformedSyncFrame(f"{TYPE_NAMES[ftype]} carries no payload")
     return fr
-
-
-# --------------------------------------------------------------------------- scapy layers
-
-
-class FGCPSyncExt(Packet):
-    """Typed extension TLV at the end of a record (IPS, ZTNA proxy state...)."""
-
-    name = "FGCP sync ext"
-    fields_desc: ClassVar[list[Field]] = [
-        XShortField("type", 0),
-        FieldLenField("len", None, length_of="value", fmt="!H"),
-        StrLenField("value", b"", length_from=lambda p: p.len),
-    ]
-
-    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
-        return b"", s
-
-
-class FGCPSyncTcp(Packet):
-    """TCP window edges of one direction."""
-
-    name = "FGCP sync TCP window"
-    fields_desc: ClassVar[list[Field]] = [
-        IntField("seqlo", 0),
-        IntField("seqhi", 1),
-        ShortField("max_win", 1),
-        ByteField("wscale", 0),
-        ByteField("state", 0),
-    ]
-
-    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
-        return b"", s
-
-
-def _is_del(p: Packet) -> bool:
-    return p.op == OP_DELETE
-
-
-def _is_upd(p: Packet) -> bool:
-    return p.op != OP_DELETE
-
-
-def _ext_len(p: Packet) -> int:
-    used = 51 + (24 if p.rflags & 0x02 else 0) + 2 + len(p.in_intf or b"") + len(p.out_intf or b"")
-    return max(0, (p.len or 0) - used)
-
-
-class FGCPSyncRecord(Packet):
-    """One record of a DATA frame: ADD/UPDATE carry the whole state, DELETE the key."""
-
-    name = "FGCP sync record"
-    fields_desc: ClassVar[list[Field]] = [
-        ByteEnumField("op", 1, OP_NAMES),
-        ShortField("len", None),
-        LongField("version", 0),
-        ByteField("proto", 6),
-        ConditionalField(ByteField("state", 0), _is_upd),
-        ConditionalField(FlagsField("rflags", 0, 8, ["nat", "tcp", "insp0", "insp1"]), _is_upd),
-        ConditionalField(XShortField("sflags", 0), _is_upd),
-        ConditionalField(IntField("policy_id", 0), _is_upd),
-        IPField("src", "0.0.0.0"),
-        ShortField("sport", 0),
-        IPField("dst", "0.0.0.0"),
-        ShortField("dport", 0),
-        ConditionalField(IPField("r_src", "0.0.0.0"), _is_upd),
-        ConditionalField(ShortField("r_sport", 0), _is_upd),
-        ConditionalField(IPField("r_dst", "0.0.0.0"), _is_upd),
-        ConditionalField(ShortField("r_dport", 0), _is_upd),
-        ConditionalField(IPField("nat_ip", "0.0.0.0"), _is_upd),
-        ConditionalField(ShortField("nat_port", 0), _is_upd),
-        ConditionalField(IntField("created_ms", 0), _is_upd),
-        ConditionalField(PacketListField("tcp", [], FGCPSyncTcp, count_from=lambda p: 2),
-                         lambda p: _is_upd(p) and p.rflags & 0x02),
-        ConditionalField(FieldLenField("in_len", None, length_of="in_intf", fmt="B"), _is_upd),
-        ConditionalField(StrLenField("in_intf", b"", length_from=lambda p: p.in_len), _is_upd),
-        ConditionalField(FieldLenField("out_len", None, length_of="out_intf", fmt="B"), _is_upd),
-        ConditionalField(StrLenField("out_intf", b"", length_from=lambda p: p.out_len), _is_upd),
-        ConditionalField(PacketListField("ext", [], FGCPSyncExt, length_from=_ext_len), _is_upd),
-    ]
-
-    def post_build(self, pkt: bytes, pay: bytes) -> bytes:
-        if self.len is None:
-            pkt = pkt[:1] + struct.pack("!H", len(pkt) - 3) + pkt[3:]
-        return pkt + pay
-
-    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
-        return b"", s
-
-    def mysummary(self) -> str:
-        return self.sprintf("%op% v%version% proto=%proto% %src%:%sport% > %dst%:%dport%")
-
-
-class FGCPSyncRange(Packet):
-    """One NACK gap: sequence numbers from..to (inclusive) are missing."""
-
-    name = "FGCP sync gap"
-    fields_desc: ClassVar[list[Field]] = [IntField("from_seq", 0), IntField("to_seq", 0)]
-
-    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
-        return b"", s
-
-
-class FGCPSync(Packet):
-    """FGCP session-sync frame header + records/gaps + HMAC trailer."""
-
-    name = "FGCP session sync"
-    fields_desc: ClassVar[list[Field]] = [
-        XShortField("magic", SYNC_MAGIC),
-        ByteField("version", SYNC_VERSION),
-        ByteEnumField("type", T_DATA, TYPE_NAMES),
-        FlagsField("flags", 0, 8, _FLAG_NAMES),
-        ByteField("reserved", 0),
-        ShortField("group_id", 0),
-        StrFixedLenField("serial", b"", 16),
-        XIntField("stream", 0),
-        IntField("seq", 0),
-        IntField("ack", 0),
-        IntField("time_ms", 0),
-        ShortField("count", None),
-        ShortField("length", None),
-        ConditionalField(PacketListField("records", [], FGCPSyncRecord,
-                                         count_from=lambda p: p.count),
-                         lambda p: p.type == T_DATA),
-        ConditionalField(PacketListField("gaps", [], FGCPSyncRange,
-                                         count_from=lambda p: p.count),
-                         lambda p: p.type == T_NACK),
-        ConditionalField(IntField("total", 0), lambda p: p.type in (T_BULK_BEGIN, T_BULK_END)),
-        ConditionalField(XStrFixedLenField("auth", b"\0" * AUTH_LEN, AUTH_LEN),
-                         lambda p: p.flags & FLAG_AUTH),
-    ]
-
-    def post_build(self, pkt: bytes, pay: bytes) -> bytes:
-        tail = AUTH_LEN if self.flags & FLAG_AUTH else 0
-        if self.count is None:
-            n = len(self.records) if self.type == T_DATA else (
-                len(self.gaps) if self.type == T_NACK else 0)
-            pkt = pkt[:40] + struct.pack("!H", n) + pkt[42:]
-        if self.length is None:
-            pkt = pkt[:42] + struct.pack("!H", len(pkt) - HEADER_LEN - tail) + pkt[44:]
-        return pkt + pay
-
-    def sign(self, key: bytes) -> bytes:
-        """Bytes of this frame with the HMAC trailer computed for ``key``."""
-        raw = bytes(self)
-        body = raw[:len(raw) - AUTH_LEN] if self.flags & FLAG_AUTH else raw
-        return body + hmac.digest(key, body, "sha256")
-
-    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
-        return b"", s
-
-    def mysummary(self) -> str:
-        return self.sprintf("FGCP-sync %type% stream=%stream% seq=%seq% ack=%ack% count=%count%")
-
-
-bind_layers(Ether, FGCPSync, type=ETH_P_FGCP_SYNC)

@@ -32,17 +32,19 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from fgcp import diag
+from fgcp.hakeys import derive_sync_key
 from fgcp.session import SYNCED, Session
 from fgcp.sync import (
+    PICKUP_DELAY_S,
     SyncReceiver,
     SyncSender,
     SyncTuning,
     Tx,
-    render_sync_stats,
     should_sync,
     sync_eligible_at,
 )
-from fgcp.syncframe import ETH_P_FGCP_SYNC, derive_sync_key
+from fgcp.syncdiag import render_sync_stats
+from fgcp.syncframe import ETH_P_FGCP_SYNC
 from fgcp.syncrecord import SessionRecord, apply_record, record_from_session
 from fgcp.tcptrack import TcpPeer
 
@@ -58,7 +60,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-PICKUP_DELAY_S = 30.0  # FortiOS session-pickup-delay: TCP sessions older than this
 DELAY_SCALE_ENV = "FGCP_LAB_PICKUP_DELAY_SCALE"
 BROADCAST_MAC = b"\xff" * 6
 SOL_PACKET = 263

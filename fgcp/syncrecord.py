@@ -1,23 +1,39 @@
 """Session-sync record: exactly the state a new primary needs to continue one session.
 
 Pure data, the raw-bytes record codec of the 0x8892 frames (hot path, precompiled
-``struct``), and duck-typed converters from/to ``fgcp.session.Session``.
+``struct``), and the converters from/to ``fgcp.session.Session``.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from fgcp.session import Session
+from fgcp.tcptrack import M32, TcpPeer
 
 __all__ = [
     "EXT_IPS",
     "EXT_ZTNA",
     "INSPECTION_CODES",
+    "INSPECTION_NAMES",
     "OP_ADD",
     "OP_DELETE",
     "OP_NAMES",
     "OP_UPDATE",
+    "REC_DEL_FIELDS",
+    "REC_DEL_LEN",
+    "REC_FIXED_FIELDS",
+    "REC_FIXED_LEN",
+    "REC_HDR_FIELDS",
+    "REC_HDR_LEN",
+    "REC_TCP_FIELDS",
+    "REC_TCP_LEN",
+    "RF_INSPECT_SHIFT",
+    "RF_NAT",
+    "RF_TCP",
     "RecordOp",
     "SessionRecord",
     "SyncKey",
@@ -27,6 +43,7 @@ __all__ = [
     "decode_records",
     "encode_delete",
     "encode_record",
+    "ms32",
     "record_from_session",
 ]
 
@@ -42,7 +59,7 @@ EXT_ZTNA = 0x0200  # ZTNA access proxy state (verified trust, proxied connection
 
 # inspection mode <-> 2-bit code carried in the record flags
 INSPECTION_CODES = {"flow": 0, "proxy": 1, "ztna": 2, "none": 3}
-_INSPECTION_NAMES = {v: k for k, v in INSPECTION_CODES.items()}
+INSPECTION_NAMES = {v: k for k, v in INSPECTION_CODES.items()}
 
 # wire flags of a record (u8), not the Session.flags (those travel verbatim as u16)
 RF_NAT = 0x01
@@ -51,23 +68,47 @@ RF_INSPECT_SHIFT = 2  # bits 2-3: inspection code
 
 SyncKey = tuple[int, int, int, int, int]  # (proto, src_ip, sport, dst_ip, dport) of orig
 
+# The record layout, defined once: the struct codec below and the scapy layer
+# (fgcp/synclayer.py) are both built from these tables (field name, struct code).
 # op u8, length u16 (bytes of the record body that follow)
-_REC_HDR = struct.Struct("!BH")
-# version u64, proto u8, state u8, rflags u8, session flags u16, policy id u32,
-# orig (src u32, sport u16, dst u32, dport u16), reply (same), nat ip u32, nat port u16,
-# created u32 (sender clock, ms modulo 2**32; age = frame time - created)
-_REC_FIXED = struct.Struct("!QBBBHI IHIH IHIH IH I")
-# per direction: seqlo u32, seqhi u32, max_win u16, wscale u8, peer state u8
-_REC_TCP = struct.Struct("!IIHBB IIHBB")
-# DELETE body: version u64, proto u8, orig tuple
-_REC_DEL = struct.Struct("!QB IHIH")
+REC_HDR_FIELDS = (("op", "B"), ("len", "H"))
+# ADD/UPDATE fixed part: orig (src, sport, dst, dport), reply (r_*), session flags u16
+# (Session.flags verbatim), created = sender clock in ms modulo 2**32 (age = frame time -
+# created); then the TCP block when RF_TCP, the two interface names, the extension TLVs
+REC_FIXED_FIELDS = (
+    ("version", "Q"), ("proto", "B"), ("state", "B"), ("rflags", "B"), ("sflags", "H"),
+    ("policy_id", "I"),
+    ("src", "I"), ("sport", "H"), ("dst", "I"), ("dport", "H"),
+    ("r_src", "I"), ("r_sport", "H"), ("r_dst", "I"), ("r_dport", "H"),
+    ("nat_ip", "I"), ("nat_port", "H"), ("created_ms", "I"),
+)  # fmt: skip
+# DELETE body: these fields of the fixed part, in the same order (version, proto, orig tuple)
+REC_DEL_FIELDS = ("version", "proto", "src", "sport", "dst", "dport")
+# TCP block: this per direction (orig side, then reply side), the fields of TcpWindow
+REC_TCP_FIELDS = (("seqlo", "I"), ("seqhi", "I"), ("max_win", "H"), ("wscale", "B"),
+                  ("state", "B"))
+_CODES = dict(REC_FIXED_FIELDS)
+
+
+def _struct(codes: str) -> struct.Struct:
+    return struct.Struct("!" + codes)
+
+
+_REC_HDR = _struct("".join(c for _, c in REC_HDR_FIELDS))
+_REC_FIXED = _struct("".join(c for _, c in REC_FIXED_FIELDS))
+_REC_TCP = _struct("".join(c for _, c in REC_TCP_FIELDS) * 2)
+_REC_DEL = _struct("".join(_CODES[n] for n in REC_DEL_FIELDS))
 _EXT_HDR = struct.Struct("!HH")
 
 REC_HDR_LEN = _REC_HDR.size  # 3
 REC_FIXED_LEN = _REC_FIXED.size  # 51
 REC_TCP_LEN = _REC_TCP.size  # 24
 REC_DEL_LEN = _REC_DEL.size  # 21
-M32 = 0xFFFFFFFF
+
+
+def ms32(t: float) -> int:
+    """Clock ``t`` (seconds) as the wire's u32 milliseconds (modulo 2**32)."""
+    return int(t * 1000.0) & M32
 
 
 class SyncRecordError(ValueError):
@@ -155,7 +196,7 @@ def encode_record(op: int, rec: SessionRecord) -> bytes:
             tcp = b""
         fixed = _REC_FIXED.pack(rec.version, rec.proto, rec.state, rflags, rec.flags,
                                 rec.policy_id, o[0], o[1], o[2], o[3], r[0], r[1], r[2], r[3],
-                                rec.nat_ip, rec.nat_port, int(rec.created * 1000.0) & M32)
+                                rec.nat_ip, rec.nat_port, ms32(rec.created))
         parts.append(fixed)
         parts.append(tcp)
         parts.append(_name(rec.in_intf) + _name(rec.out_intf))
@@ -193,7 +234,7 @@ def decode_records(buf: bytes | bytearray | memoryview, off: int, end: int, coun
     fixed = _REC_FIXED.unpack_from
     tcp_unpack = _REC_TCP.unpack_from
     ext_hdr = _EXT_HDR.unpack_from
-    names_of = _INSPECTION_NAMES
+    names_of = INSPECTION_NAMES
     for _ in range(count):
         if off + REC_HDR_LEN > end:
             raise SyncRecordError("truncated record header")
@@ -255,24 +296,26 @@ def decode_records(buf: bytes | bytearray | memoryview, off: int, end: int, coun
     return out
 
 
-# --- converters (duck-typed on fgcp.session.Session; no import of it) -------------
+# --- converters from/to fgcp.session.Session ----------------------------------------
 
-def record_from_session(s: Any) -> SessionRecord:
-    """SessionRecord from a Session-like object (fields of fgcp.session.Session)."""
+def record_from_session(s: Session) -> SessionRecord:
+    """The SessionRecord of ``s`` (what a new primary needs to continue it)."""
     tcp = None
     if s.tcp is not None:
         a, b = s.tcp
         tcp = (TcpWindow(a.seqlo, a.seqhi, a.max_win, a.wscale, a.state),
                TcpWindow(b.seqlo, b.seqhi, b.max_win, b.wscale, b.state))
     ext = sorted(s.ext.items()) if s.ext else []
+    o, r = s.orig, s.reply
     return SessionRecord(
-        s.proto, tuple(s.orig), tuple(s.reply), s.state, s.policy_id, bool(s.nat),
+        s.proto, (o[0], o[1], o[2], o[3]), (r[0], r[1], r[2], r[3]), s.state, s.policy_id, bool(s.nat),
         s.nat_ip, s.nat_port, tcp, s.flags, s.inspection, s.in_intf, s.out_intf,
         ext, s.created, 0)
 
 
-def apply_record(rec: SessionRecord, session_factory: Any, peer_factory: Any,
-                 existing: Any = None, synced_flag: int = 1) -> Any:
+def apply_record(rec: SessionRecord, session_factory: Callable[..., Session],
+                 peer_factory: Callable[[int, int, int, int, int], TcpPeer],
+                 existing: Session | None = None, synced_flag: int = 1) -> Session:
     """Install ``rec`` into a Session: update ``existing`` in place, or build a new one.
 
     ``session_factory(**fields)`` builds a Session (fields of fgcp.session.Session,

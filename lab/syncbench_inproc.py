@@ -12,8 +12,9 @@ import gc
 import random
 import time
 
+from fgcp.hakeys import derive_sync_key
 from fgcp.sync import SyncReceiver, SyncSender, SyncTuning
-from fgcp.syncframe import T_DATA, FrameBuilder, decode_frame, derive_sync_key, encode_frame
+from fgcp.syncframe import T_DATA, FrameBuilder, decode_frame, encode_frame
 from fgcp.syncrecord import OP_ADD, SessionRecord, TcpWindow, encode_record
 
 

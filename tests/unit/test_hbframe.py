@@ -11,7 +11,6 @@ import pytest
 from scapy.layers.l2 import Ether
 
 from fgcp.hbframe import (
-    FGCPTLV,
     HB_MAGIC,
     IF_ADMIN_UP,
     IF_HA_ELIGIBLE,
@@ -21,23 +20,28 @@ from fgcp.hbframe import (
     TLV_INTERFACES,
     TLV_PRIORITY,
     AuthFailure,
+    HeartbeatError,
+    HeartbeatInfo,
+    IfaceRecord,
+    MalformedHeartbeat,
+    WrongGroup,
+    decode_heartbeat,
+    encode_heartbeat,
+    encode_payload,
+)
+from fgcp.hblayer import (
+    FGCPTLV,
     FGCPHeartbeat,
     FGCPTLVEnd,
     FGCPTLVPriority,
     FGCPTLVSequence,
     FGCPTLVState,
     FGCPTLVUptime,
-    HeartbeatError,
-    HeartbeatInfo,
-    IfaceRecord,
-    MalformedHeartbeat,
+)
+from fgcp.hbreplay import (
     ReplayedHeartbeat,
     ReplayGuard,
     SequenceCounter,
-    WrongGroup,
-    decode_heartbeat,
-    encode_heartbeat,
-    encode_payload,
 )
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"

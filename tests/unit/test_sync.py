@@ -7,21 +7,21 @@ from dataclasses import dataclass, field, replace
 
 import pytest
 
+from fgcp.hakeys import derive_sync_key
 from fgcp.model import HAConfig
 from fgcp.sync import (
     SyncReceiver,
     SyncSender,
     SyncTuning,
-    render_sync_stats,
     should_sync,
     sync_eligible_at,
 )
+from fgcp.syncdiag import render_sync_stats
 from fgcp.syncframe import (
     T_BULK_BEGIN,
     T_BULK_END,
     T_DATA,
     decode_frame,
-    derive_sync_key,
     encode_frame,
     encode_total,
 )

@@ -11,6 +11,7 @@ import pytest
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
+from fgcp.hakeys import derive_sync_key
 from fgcp.syncframe import (
     AUTH_LEN,
     HEADER_LEN,
@@ -18,17 +19,15 @@ from fgcp.syncframe import (
     T_BULK_BEGIN,
     T_DATA,
     T_NACK,
-    FGCPSync,
-    FGCPSyncRecord,
     FrameBuilder,
     MalformedSyncFrame,
     SyncAuthError,
     decode_frame,
-    derive_sync_key,
     encode_frame,
     encode_nack_ranges,
     encode_total,
 )
+from fgcp.synclayer import FGCPSync, FGCPSyncRecord
 from fgcp.syncrecord import (
     EXT_IPS,
     OP_ADD,

@@ -1,0 +1,77 @@
+"""Loading a member's configuration: text -> blocks -> every table's model objects.
+
+``TABLES`` lists the ``config <path>`` plug-ins in file order of FortiOS; ``SCHEMA`` is
+their sections by path; ``parse_config``/``load_config`` return a validated MemberConfig.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from fgcp.config.firewall import ADDRESS_TABLE, POLICY_TABLE, SERVICE_TABLE
+from fgcp.config.reader import Fields, Reader, Table
+from fgcp.config.router import STATIC_TABLE
+from fgcp.config.schema import Section
+from fgcp.config.system import GLOBAL_TABLE, HA_TABLE, INTERFACE_TABLE, SESSION_TTL_TABLE
+from fgcp.confparse import Block, ConfigError, parse
+from fgcp.model import MemberConfig
+
+__all__ = ["SCHEMA", "TABLES", "load_config", "parse_config"]
+
+# Every supported ``config <path>``, in this order (the order of the error message listing
+# them); a new table is one module with its Section + builder, added here.
+TABLES: tuple[Table, ...] = (
+    GLOBAL_TABLE,
+    INTERFACE_TABLE,
+    STATIC_TABLE,
+    ADDRESS_TABLE,
+    SERVICE_TABLE,
+    POLICY_TABLE,
+    HA_TABLE,
+    SESSION_TTL_TABLE,
+)
+SCHEMA: Mapping[str, Section] = MappingProxyType({t.path: t.section for t in TABLES})
+
+
+def _load(text: str, source: str) -> MemberConfig:
+    reader = Reader(source)
+    by_path: dict[str, list[Block]] = {t.path: [] for t in TABLES}
+    for block in parse(text, source):
+        if block.name not in by_path:
+            supported = ", ".join(f"'{n}'" for n in by_path)
+            raise reader.error(
+                block.line,
+                None,
+                f"unknown section 'config {block.name}' (supported: {supported})",
+            )
+        by_path[block.name].append(block)
+    # Each section is checked on its own so that, when several hold an
+    # error, the one reported is the first in the file.
+    errors: list[ConfigError] = []
+    fields: Fields = {}
+    for table in TABLES:
+        try:
+            fields.update(table.build(reader, by_path[table.path]))
+        except ConfigError as exc:
+            errors.append(exc)
+    if errors:
+        raise min(errors, key=lambda e: e.line)
+    reader.check_refs()
+    return MemberConfig(source=source, **fields)
+
+
+def parse_config(text: str, source: str = "<string>") -> MemberConfig:
+    """Parse and validate configuration text; raise ``ConfigError`` on the first error."""
+    return _load(text, source)
+
+
+def load_config(path: str | Path) -> MemberConfig:
+    """Read and validate a configuration file; errors name the path as given."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, 0, None, f"cannot read file: {exc}") from None
+    return parse_config(text, source)

@@ -1,0 +1,57 @@
+"""One-line summary of a loaded configuration (what ``check-config`` prints per file).
+
+Pure: MemberConfig in, text out; counts the configured objects, not the predefined ones.
+"""
+
+from __future__ import annotations
+
+from fgcp.config.firewall import predefined_addresses, predefined_services
+from fgcp.model import MemberConfig
+
+__all__ = ["summarize"]
+
+
+def _count(n: int, noun: str, plural: str = "") -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
+def summarize(cfg: MemberConfig) -> str:
+    """One-line summary of a configuration, as ``check-config`` prints it."""
+    n_addr = len(cfg.addresses.keys() - predefined_addresses().keys())
+    n_svc = len(cfg.services.keys() - predefined_services().keys())
+    serial = f" (serial {cfg.serial})" if cfg.serial else ""
+    objects = ", ".join(
+        (
+            _count(len(cfg.interfaces), "interface"),
+            _count(len(cfg.routes), "static route"),
+            _count(n_addr, "address", "addresses"),
+            _count(n_svc, "custom service"),
+            _count(len(cfg.policies), "policy", "policies"),
+        )
+    )
+    ha = cfg.ha
+    if ha.mode == "standalone":
+        return f"{cfg.hostname}{serial}: {objects}; HA standalone"
+    details = [
+        f"HA {ha.mode} group {ha.group_name!r} id {ha.group_id}",
+        f"priority {ha.priority}",
+        f"override {'enable' if ha.override else 'disable'}",
+        "hbdev " + " ".join(f"{name}/{prio}" for name, prio in ha.hbdev),
+    ]
+    if ha.session_sync_dev:
+        details.append("session-sync-dev " + " ".join(ha.session_sync_dev))
+    if ha.monitor:
+        details.append("monitor " + " ".join(ha.monitor))
+    pickup = "enable" if ha.session_pickup else "disable"
+    extras = [
+        name
+        for name, on in (
+            ("connectionless", ha.session_pickup_connectionless),
+            ("delay", ha.session_pickup_delay),
+        )
+        if on
+    ]
+    if extras:
+        pickup += f" ({' '.join(extras)})"
+    details.append(f"session-pickup {pickup}")
+    return f"{cfg.hostname}{serial}: {objects}; " + ", ".join(details)
