@@ -1,7 +1,8 @@
 """FortiOS-style diag commands of a member: a dispatch table of pure renderers.
 
 Each renderer turns a ``DiagState`` snapshot (config, forwarder, ports, times
-passed in) into the text FortiOS prints; later issues add HA commands.
+passed in) into the text FortiOS prints; the daemon's components (HA, session
+sync) register their own commands on the same table.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class DiagState:
     serial: str = ""
     ports: Mapping[str, PortInfo] = field(default_factory=dict)
     stats: Mapping[str, int] = field(default_factory=dict)  # daemon counters
-    ha_role: str = ""  # issue 3: "primary" / "secondary"
+    ha_role: str = ""  # the daemon's fgcp.roles.Role ("primary", "secondary", ...)
     extra: dict[str, Any] = field(default_factory=dict)  # for later renderers
 
 
@@ -422,7 +423,7 @@ def render_system_status(state: DiagState, args: Sequence[str] = ()) -> str:
 
 
 def default_table() -> CommandTable:
-    """The commands of issue 2; the daemon adds later ones with ``register``."""
+    """The member's own commands; the components add theirs with ``register``."""
     t = CommandTable()
     t.register("diagnose sys session list", render_session_list, "list sessions")
     t.register("diagnose sys session stat", render_session_stat, "session statistics")

@@ -485,7 +485,7 @@ class HAStateMachine:
         return actions
 
     def set_sync_complete(self, now: float, done: bool) -> list[Action]:
-        """Bulk session sync state (issue 4): a member with pending sync does not take over."""
+        """Bulk session sync state (from fgcp.syncmember): a member with pending sync does not take over."""
         if self.sync_complete == done:
             return []
         self.sync_complete = done
