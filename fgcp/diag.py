@@ -32,8 +32,10 @@ class SessionTableLike(Protocol):
 class ForwarderLike(Protocol):
     """What the renderers need of ``fgcp.forward.Forwarder``."""
 
-    sessions: Any
-    counters: Mapping[str, int]
+    @property
+    def sessions(self) -> Any: ...
+    @property
+    def counters(self) -> Mapping[str, int]: ...
 
 
 @dataclass(frozen=True)

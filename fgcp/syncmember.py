@@ -333,6 +333,7 @@ class SyncMember:
         if not self.enabled or self.sender is not None:
             return
         t0 = time.perf_counter()
+        assert self.daemon is not None and self.ha is not None and self.key is not None
         fwd = self.daemon.fwd
         rx = self.receiver
         if rx is not None and fwd is not None:
@@ -362,6 +363,7 @@ class SyncMember:
             return
         self.sender = None
         self._delayed.clear()
+        assert self.daemon is not None and self.ha is not None and self.key is not None
         fwd = self.daemon.fwd
         if fwd is not None:
             self.counters["released_sessions"] += fwd.sessions.clear()
@@ -425,7 +427,9 @@ class SyncMember:
                 heapq.heappush(self._delayed, (t, s.sid, s))
 
     def _run_delayed(self, now: float) -> None:
+        assert self.daemon is not None and self.ha is not None
         fwd = self.daemon.fwd
+        assert fwd is not None
         q = self._delayed
         while q and q[0][0] <= now:
             _, sid, s = heapq.heappop(q)
@@ -474,7 +478,8 @@ class SyncMember:
 
     def sync_complete(self) -> bool:
         """What this member advertises: True unless it waits for a (bulk) sync."""
-        if not self.enabled or not self.ha.session_pickup or self.sender is not None:
+        if not self.enabled or self.ha is None or not self.ha.session_pickup \
+                or self.sender is not None:
             return True
         return self.receiver is not None and self.receiver.bulk_complete
 
@@ -484,7 +489,7 @@ class SyncMember:
         if done == self._reported:
             return
         assert self.daemon is not None
-        ha = self.daemon.component("ha")
+        ha: object = self.daemon.component("ha")
         self._reported = done
         if not isinstance(ha, SyncCompleteListener):
             self.counters["no_ha"] += 1
@@ -524,7 +529,8 @@ class SyncMember:
         def factory(**fields: Any) -> Session:
             return Session(sid=0, **fields)
 
-        timeouts = self.daemon.fwd.sessions.timeouts if self.daemon.fwd is not None else None
+        fwd = self.daemon.fwd if self.daemon is not None else None
+        timeouts = fwd.sessions.timeouts if fwd is not None else None
         for n, rec in enumerate(rx.table.values(), 1):
             s = apply_record(rec, factory, TcpPeer, synced_flag=SYNCED)
             s.sid = 0x80000000 | n
