@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from fgcp import tcptrack
 from fgcp.model import MemberConfig
+from fgcp.roles import Role
 from fgcp.session import PROXY, SYNCED
 
 VERSION = "FortiGate-VM64 v7.4.3 lab,build2573 (fgcp-lab emulation)"
@@ -61,7 +62,7 @@ class DiagState:
     serial: str = ""
     ports: Mapping[str, PortInfo] = field(default_factory=dict)
     stats: Mapping[str, int] = field(default_factory=dict)  # daemon counters
-    ha_role: str = ""  # the daemon's fgcp.roles.Role ("primary", "secondary", ...)
+    ha_role: Role | str = ""  # the daemon's role ("" when no daemon, e.g. in tests)
     extra: dict[str, Any] = field(default_factory=dict)  # for later renderers
 
 

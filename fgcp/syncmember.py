@@ -25,11 +25,11 @@ import logging
 import os
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from fgcp import diag
-from fgcp.component import ComponentError, Host, SyncCompleteListener
+from fgcp.component import ComponentError, ForwardingPlane, Host, SyncCompleteListener
 from fgcp.model import HAConfig
 from fgcp.packetsock import PACKET_OUTGOING, link_up, open_packet_socket
 from fgcp.session import SYNCED, Session
@@ -372,7 +372,7 @@ class SyncMember:
         self._send(self.receiver.poll(now))
         self._report_sync(now)
 
-    def _install(self, records: Any, fwd: Any, now: float) -> None:
+    def _install(self, records: Iterable[SessionRecord], fwd: ForwardingPlane, now: float) -> None:
         """Install synced records; a session the forwarder already holds on either of the
         record's tuples (e.g. forwarded during a split brain) is replaced by the synced one."""
         table = fwd.sessions
