@@ -2,10 +2,16 @@
 
 ``open_packet_socket`` opens every AF_PACKET socket of the member (the data-plane
 rings of fgcp.ring, the heartbeat sockets of fgcp.hamember, the session-sync links of
-fgcp.syncmember); ``link_up`` is the one way to read carrier (IFF_UP and IFF_RUNNING)
-and ``interface_mac`` the one way to read a MAC address.  Both use ioctls on a
-socket, not sysfs: sysfs shows the namespace it was mounted in, which is not the
-calling thread's after setns().
+fgcp.syncmember); ``link_up`` is the one way to read carrier and ``interface_mac``
+the one way to read a MAC address.
+
+Carrier comes from sysfs (``/sys/class/net/<if>/carrier``, the driver's carrier at
+once; an admin-down link reads as down): the ioctl alternative, IFF_RUNNING of
+SIOCGIFFLAGS, follows the operstate that linkwatch updates up to a second late,
+and IFF_LOWER_UP does not fit the ioctl's 16-bit flags.  sysfs shows the network
+namespace it was mounted in: each member runs in a namespace with its own sysfs
+(Mininet's mnexec and ``ip netns exec`` mount one).  The MAC is read with an ioctl
+on a socket, right in any namespace (also in a thread after setns()).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import contextlib
 import fcntl
 import socket
 import struct
+from pathlib import Path
 
 __all__ = [
     "ETH_P_ALL",
@@ -34,10 +41,8 @@ ETH_P_ALL = 0x0003
 PACKET_IGNORE_OUTGOING = 23
 PACKET_OUTGOING = 4  # sll_pkttype of frames this host sent
 SO_RCVBUFFORCE = 33
-SIOCGIFFLAGS = 0x8913
 SIOCGIFHWADDR = 0x8927
-IFF_UP = 0x1
-IFF_RUNNING = 0x40
+SYSFS_NET = Path("/sys/class/net")
 
 
 class PortError(OSError):
@@ -81,34 +86,27 @@ def open_packet_socket(
     return s
 
 
-def _ioctl(ifname: str, request: int, req: bytes, sock: socket.socket | None) -> bytes:
+def interface_mac(ifname: str, sock: socket.socket | None = None) -> bytes:
+    """The MAC address of ``ifname`` (6 bytes) in the network namespace of ``sock``
+    (SIOCGIFHWADDR; a temporary socket of the caller's namespace when None)."""
     own = sock is None
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if sock is None else sock
     try:
-        return fcntl.ioctl(s.fileno(), request, req)
+        res = fcntl.ioctl(s.fileno(), SIOCGIFHWADDR, struct.pack("256s", ifname.encode()[:15]))
+    except OSError as exc:
+        raise PortError(f"no such interface {ifname!r}: {exc}") from exc
     finally:
         if own:
             s.close()
-
-
-def interface_mac(ifname: str, sock: socket.socket | None = None) -> bytes:
-    """The MAC address of ``ifname`` (6 bytes) in the network namespace of ``sock``."""
-    try:
-        res = _ioctl(ifname, SIOCGIFHWADDR, struct.pack("256s", ifname.encode()[:15]), sock)
-    except OSError as exc:
-        raise PortError(f"no such interface {ifname!r}: {exc}") from exc
     return bytes(res[18:24])
 
 
-def link_up(ifname: str, sock: socket.socket | None = None) -> bool:
-    """True when ``ifname`` is administratively up and has carrier (IFF_UP and
-    IFF_RUNNING); a missing interface reads as down."""
+def link_up(ifname: str, sysfs: Path = SYSFS_NET) -> bool:
+    """True when ``ifname`` has carrier; admin down or a missing interface reads as down."""
     try:
-        res = _ioctl(ifname, SIOCGIFFLAGS, struct.pack("16sH14x", ifname.encode()[:15], 0), sock)
-    except OSError:
+        return (sysfs / ifname / "carrier").read_bytes().strip() == b"1"
+    except OSError:  # EINVAL while admin down, ENOENT when missing
         return False
-    flags: int = struct.unpack_from("16sH", res)[1]
-    return bool(flags & IFF_UP and flags & IFF_RUNNING)
 
 
 class SystemLinks:

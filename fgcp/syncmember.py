@@ -143,8 +143,8 @@ class PacketLink:
         return True
 
     def is_up(self) -> bool:
-        """Administratively up and carrier (IFF_UP and IFF_RUNNING), in this namespace."""
-        return link_up(self.ifname, self._sock)
+        """Carrier (an admin-down link reads as down)."""
+        return link_up(self.ifname)
 
     def close(self) -> None:
         self._sock.close()
