@@ -19,13 +19,13 @@ setup(
     version="0.1.0",
     description="Packet-level lab emulator of FortiGate HA clustering (FGCP)",
     python_requires=">=3.11",
-    packages=find_packages(include=["fgcp*", "inspection*", "topologies*", "lab*"]),
+    packages=find_packages(include=["fgcp*", "inspection*", "topologies*", "lab*", "fgcplab*"]),
     package_data={"topologies": ["configs/*.conf"]},
     install_requires=requirements(),
     entry_points={
         "console_scripts": [
             "fgcpd = fgcp.daemon:main",
-            "fgcp-lab = fgcp.cli:main",
+            "fgcp-lab = fgcplab.cli:main",
         ],
     },
 )

@@ -3,22 +3,19 @@
 Prepares the member's namespace, opens PACKET_MMAP ports on port1/port2, runs
 one poll loop (rings, control socket, expiry timer, signals, components) and logs.
 
-Components (HA in fgcp.hamember, session sync, ...) plug into the loop through the
-`Component` protocol: ``open(daemon)`` once the ports, forwarder and control socket
-exist (register diag commands on ``daemon.table`` there); ``fds()`` file
-descriptors to poll (asked again every loop turn, so they may change);
-``on_readable(fd, now)``; ``next_deadline()`` (epoch seconds or None) and
-``on_tick(now)`` once that deadline has passed; ``before_takeover(now)`` runs
-BEFORE this member takes traffic (session sync installs its sessions there: no
-packet is forwarded before the hooks return); ``after_release(now)`` runs after
-it stopped forwarding; ``close()``.  ``now`` is always ``time.time()`` (one clock
-for the forwarder, the components and the diag snapshot).
+Components (HA in fgcp.hamember, session sync in fgcp.syncmember) plug into the
+loop through the contract of fgcp.component (``Component``; the daemon is their
+``Host``).  ``now`` is always ``time.time()`` (one clock for the forwarder, the
+components and the diag snapshot).
 
-Roles (``Daemon.role``): ``init`` -> ``hello`` (HA negotiating, no forwarding) ->
-``primary`` / ``secondary``.  ``become_primary(now, reason)`` runs every
-component's ``before_takeover``, then activates the forwarder, takes the HA
+Roles (``Daemon.role``, fgcp.roles.Role): ``init`` -> ``hello`` (HA negotiating, no
+forwarding) -> ``primary`` / ``secondary``.  ``become_primary(now, reason)`` runs
+every component's ``before_takeover``, then activates the forwarder, takes the HA
 virtual MACs (00:09:0f:09:<group-id>:<vcluster*0x80 + idx>) and sends the
 gratuitous ARPs (``arps`` of them, ``arps-interval`` apart, the first at once).
+When a ``before_takeover`` hook fails the member never forwards without its state:
+it stays out of primary, counts ``takeover_hook_failures`` (``diagnose lab stats``),
+logs the error and returns False; the HA component retries on its next tick.
 ``become_secondary(now, reason)`` stops forwarding, gives the virtual MACs up,
 then runs ``after_release``.  Without a component that drives the role (HA mode
 standalone, or no HA component) the member is primary as soon as it is open.
@@ -37,12 +34,20 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, Self
+from typing import Any, Self
 
 from fgcp import ctl, diag, ring
+from fgcp.component import Component, DaemonError, ForwarderFactory, ForwardingPlane
+from fgcp.config import ConfigError, load_config
+from fgcp.forward import Forwarder, PortSpec
+from fgcp.hamember import HaMember
 from fgcp.model import MemberConfig
+from fgcp.roles import Role
+from fgcp.syncmember import SyncMember
+
+__all__ = ["Daemon", "DaemonError", "data_plane_ports", "main", "parse_ports", "virtual_mac"]
 
 log = logging.getLogger("fgcpd")
 
@@ -54,98 +59,9 @@ LOG_EVERY = 1000
 OFFLOADS = ("tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off")
 
 
-class DaemonError(RuntimeError):
-    """The daemon cannot start (bad ports, missing forwarding plane, ...)."""
-
-
-class ForwarderLike(Protocol):
-    counters: Any
-    sessions: Any
-
-    def handle(self, port_index: int, frame: bytearray, now: float, out: list[Any]) -> None: ...
-    def expire(self, now: float) -> int: ...
-
-
-ForwarderFactory = Callable[[MemberConfig, list[Any]], ForwarderLike]
-
-ROLE_INIT = "init"
-ROLE_HELLO = "hello"
-ROLE_PRIMARY = "primary"
-ROLE_SECONDARY = "secondary"
-
-
-class Component(Protocol):
-    """A part of the member hosted by the daemon's poll loop (see the module docstring)."""
-
-    name: str
-
-    def open(self, daemon: Daemon) -> None: ...
-    def fds(self) -> list[int]: ...
-    def on_readable(self, fd: int, now: float) -> None: ...
-    def next_deadline(self) -> float | None: ...
-    def on_tick(self, now: float) -> None: ...
-    def before_takeover(self, now: float) -> None: ...
-    def after_release(self, now: float) -> None: ...
-    def close(self) -> None: ...
-
-
 def virtual_mac(group_id: int, index: int, vcluster: int = 0) -> bytes:
     """FGCP virtual MAC of interface ``index``: 00:09:0f:09:<group-id>:<vcluster*0x80 + idx>."""
     return bytes((0x00, 0x09, 0x0F, 0x09, group_id & 0xFF, (vcluster * 0x80 + index) & 0xFF))
-
-
-class BridgeForwarder:
-    """Stand-in forwarding plane for I/O benchmarks: every frame received on
-    one port leaves by all the others, unchanged (no policy, no sessions)."""
-
-    def __init__(self, cfg: MemberConfig, ports: Sequence[Any]) -> None:
-        from fgcp.session import SessionTable
-
-        self.indexes = [p.index for p in ports]
-        self.counters: dict[str, int] = {}
-        self.sessions = SessionTable(cfg.session_table_max)
-
-    def handle(self, port_index: int, frame: bytearray, now: float, out: list[Any]) -> None:
-        for i in self.indexes:
-            if i != port_index:
-                out.append((i, frame))
-
-    def expire(self, now: float) -> int:
-        return 0
-
-
-@dataclasses.dataclass(frozen=True)
-class _LocalPortSpec:
-    """Same fields as fgcp.forward.PortSpec, for the bridge when forward.py is absent."""
-
-    index: int
-    name: str
-    mac: bytes
-
-
-def _port_spec(index: int, name: str, mac: bytes) -> Any:
-    try:
-        from fgcp.forward import PortSpec
-    except ImportError:
-        return _LocalPortSpec(index, name, mac)
-    return PortSpec(index, name, mac)
-
-
-def forwarder_factory(kind: str) -> ForwarderFactory:
-    """"fgcp" (fgcp.forward.Forwarder) or "bridge" (BridgeForwarder)."""
-    if kind == "bridge":
-        return _bridge
-    if kind == "fgcp":
-        try:
-            from fgcp.forward import Forwarder
-        except ImportError as exc:
-            raise DaemonError(f"forwarding plane unavailable: {exc}") from exc
-        return Forwarder
-    raise DaemonError(f"unknown forwarder {kind!r} (fgcp | bridge)")
-
-
-def _bridge(cfg: MemberConfig, ports: list[Any]) -> ForwarderLike:
-    return BridgeForwarder(cfg, ports)
 
 
 def data_plane_ports(cfg: MemberConfig) -> list[str]:
@@ -219,14 +135,14 @@ class Daemon:
         *,
         ports: Sequence[tuple[str, str]] | None = None,
         port_kind: str = "ring",
-        forwarder: str | ForwarderFactory = "fgcp",
+        forwarder: ForwarderFactory = Forwarder,
         prepare: bool = True,
         components: Sequence[Component] = (),
     ) -> None:
         self.cfg = cfg
         self.rundir = Path(rundir)
         self.port_kind = port_kind
-        self.factory = forwarder_factory(forwarder) if isinstance(forwarder, str) else forwarder
+        self.factory = forwarder
         self.prepare = prepare
         self.wanted = list(ports) if ports is not None else [(n, n) for n in data_plane_ports(cfg)]
         self.explicit_ports = ports is not None
@@ -234,10 +150,11 @@ class Daemon:
         self.names: list[str] = []
         self.table = diag.default_table()
         self.table.register("diagnose lab stats", self._render_stats, "daemon and port counters")
-        self.stats: dict[str, int] = {"loop_errors": 0, "ctl_errors": 0, "expired": 0}
+        self.stats: dict[str, int] = {"loop_errors": 0, "ctl_errors": 0, "expired": 0,
+                                      "takeover_hook_failures": 0}
         self.started = time.time()
         self.components: list[Component] = list(components)
-        self.role = ROLE_INIT
+        self.role = Role.INIT
         self.role_since = self.started
         self.role_reason = "starting"
         self.role_changes = 0
@@ -245,7 +162,7 @@ class Daemon:
         self.vmacs: list[bytes] = []
         self._garp_left = 0
         self._garp_next = 0.0
-        self.fwd: ForwarderLike | None = None
+        self.fwd: ForwardingPlane | None = None
         self.server: ctl.CtlServer | None = None
         self._stop = False
         self._wake_r: socket.socket | None = None
@@ -278,13 +195,12 @@ class Daemon:
             raise DaemonError("no data-plane port to open (configure port1/port2 with an ip)")
         if self.prepare:
             prepare_namespace([ifname for _, ifname in chosen])
-        specs = []
+        specs: list[PortSpec] = []
         for index, (name, ifname) in enumerate(chosen):
             port = ring.open_port(ifname, index, self.port_kind)
             self.ports.append(port)
             self.names.append(name)
-            spec = _port_spec(index, name, port.mac)
-            specs.append(spec)
+            specs.append(PortSpec(index, name, port.mac))
             log.info("%s: %s port on %s, mac %s", name, port.kind, ifname, port.mac.hex(":"))
         self.fwd = self.factory(self.cfg, specs)
         self.own_macs = [p.mac for p in self.ports]
@@ -297,8 +213,9 @@ class Daemon:
         now = time.time()
         for comp in self.components:
             comp.open(self)
-        if self.role == ROLE_INIT:
-            self.become_primary(now, "standalone: no HA negotiation")
+        if self.role == Role.INIT and not self.become_primary(now, "standalone: no HA negotiation"):
+            # no HA component retries: refuse to run rather than forward without the state
+            raise DaemonError("a takeover hook failed: the member cannot take traffic")
         self.pidfile.write_text(f"{os.getpid()}\n")
         log.info("%s listening on %s", self.hostname, self.server.path)
 
@@ -320,47 +237,53 @@ class Daemon:
     def enter_hello(self, now: float, reason: str = "HA hello") -> None:
         """HA negotiation: the member forwards nothing until it is elected."""
         self._set_active(False)
-        self._set_role(now, ROLE_HELLO, reason)
+        self._set_role(now, Role.HELLO, reason)
 
-    def become_primary(self, now: float, reason: str) -> None:
+    def become_primary(self, now: float, reason: str) -> bool:
         """Take traffic: components' ``before_takeover`` first, then forwarder,
-        virtual MACs and gratuitous ARPs."""
-        if self.role == ROLE_PRIMARY:
-            return
+        virtual MACs and gratuitous ARPs.  False when a hook failed: the member
+        stays in its role (it never forwards without the state) and the caller
+        retries; counted in ``takeover_hook_failures``."""
+        if self.role == Role.PRIMARY:
+            return True
         for comp in self.components:
             try:
                 comp.before_takeover(now)
-            except Exception:  # noqa: BLE001 - take over anyway, the failure is logged
-                self._error(f"{comp.name}: before_takeover")
-        if self.ha_enabled and self.fwd is not None and hasattr(self.fwd, "set_port_mac"):
+            except Exception:  # noqa: BLE001 - a component bug: refuse the takeover
+                self.stats["takeover_hook_failures"] += 1
+                self._error(f"{comp.name}: before_takeover failed, staying {self.role} "
+                            f"(no traffic without the state; takeover retried)")
+                return False
+        if self.ha_enabled and self.fwd is not None:
             for i, mac in enumerate(self.vmacs):
                 self.fwd.set_port_mac(i, mac)
         self._set_active(True)
-        self._set_role(now, ROLE_PRIMARY, reason)
+        self._set_role(now, Role.PRIMARY, reason)
         if self.ha_enabled:
             self.announce(now)
+        return True
 
     def become_secondary(self, now: float, reason: str) -> None:
         """Stop forwarding and give the virtual MACs up, then ``after_release``."""
-        if self.role == ROLE_SECONDARY:
+        if self.role == Role.SECONDARY:
             return
         was = self.role
         self._set_active(False)
         self._garp_left = 0
-        if self.fwd is not None and hasattr(self.fwd, "set_port_mac"):
+        if self.fwd is not None:
             for i, mac in enumerate(self.own_macs):
                 self.fwd.set_port_mac(i, mac)
-        self._set_role(now, ROLE_SECONDARY, reason)
-        if was == ROLE_PRIMARY:
+        self._set_role(now, Role.SECONDARY, reason)
+        if was == Role.PRIMARY:
             for comp in self.components:
                 try:
                     comp.after_release(now)
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - logged, the release goes on
                     self._error(f"{comp.name}: after_release")
 
     def announce(self, now: float) -> None:
         """Send gratuitous ARPs now and ``arps - 1`` more, ``arps-interval`` apart."""
-        if self.role != ROLE_PRIMARY:
+        if self.role != Role.PRIMARY:
             return
         self._send_garps()
         self._garp_left = max(0, self.cfg.ha.arps - 1)
@@ -368,7 +291,7 @@ class Daemon:
 
     def _send_garps(self) -> None:
         fwd = self.fwd
-        if fwd is None or not hasattr(fwd, "gratuitous_arps"):
+        if fwd is None:
             return
         n = 0
         for port in self.ports:
@@ -383,10 +306,10 @@ class Daemon:
         self.stats["garp_tx"] = self.stats.get("garp_tx", 0) + n
 
     def _set_active(self, active: bool) -> None:
-        if self.fwd is not None and hasattr(self.fwd, "set_active"):
+        if self.fwd is not None:
             self.fwd.set_active(active)
 
-    def _set_role(self, now: float, role: str, reason: str) -> None:
+    def _set_role(self, now: float, role: Role, reason: str) -> None:
         prev, self.role = self.role, role
         self.role_since, self.role_reason = now, reason
         self.role_changes += 1
@@ -507,7 +430,7 @@ class Daemon:
         ports = self.ports
         handle = fwd.handle
         idx = port.index
-        out: list[Any] = []
+        out: list[tuple[int, bytes | bytearray]] = []
         touched: set[int] = set()
         for _ in range(ROUNDS):
             frames = port.recv_batch(BATCH)
@@ -592,7 +515,7 @@ class Daemon:
                         comp.on_tick(now)
                     except OSError as exc:
                         self._io_error(f"{comp.name}: on_tick", exc)
-                    except Exception:  # noqa: BLE001
+                    except Exception:  # noqa: BLE001 - a component bug must not stop forwarding
                         self._error(f"{comp.name}: on_tick")
             if self._garp_left and now >= self._garp_next:
                 self._garp_left -= 1
@@ -602,7 +525,7 @@ class Daemon:
                 next_expire = now + EXPIRE_INTERVAL
                 try:
                     self.stats["expired"] += self.fwd.expire(now)
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - an expiry bug must not stop forwarding
                     self._error("session expiry")
         log.info("%s stopping: %s", self.hostname,
                  " ".join(f"{k}={v}" for k, v in sorted(self.stats.items())))
@@ -635,8 +558,8 @@ def _setup_logging(path: Path) -> None:
     root.setLevel(logging.INFO)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fgcpd", description="fgcp-lab cluster member daemon")
+def build_parser(prog: str = "fgcpd") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description="fgcp-lab cluster member daemon")
     p.add_argument("--config", required=True, help="member configuration (FortiOS syntax)")
     p.add_argument("--rundir", default=None, help="socket/pid/log directory "
                    f"(default ${ctl.RUNDIR_ENV} or {ctl.DEFAULT_RUNDIR})")
@@ -647,8 +570,6 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: configured interfaces with an ip that are not HA links)")
     p.add_argument("--port-kind", choices=("ring", "plain"), default="ring",
                    help="AF_PACKET I/O: PACKET_MMAP rings (default) or plain recv/send")
-    p.add_argument("--forwarder", choices=("fgcp", "bridge"), default="fgcp",
-                   help="forwarding plane: fgcp (default) or bridge (I/O benchmark stand-in)")
     p.add_argument("--no-ha", action="store_true",
                    help="no HA component: the member is primary at once (benchmarks)")
     p.add_argument("--no-prepare", action="store_true",
@@ -656,15 +577,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``fgcpd`` entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    from fgcp.config import ConfigError, load_config
-
+def main(argv: Sequence[str] | None = None, *, forwarder: ForwarderFactory = Forwarder,
+         prog: str = "fgcpd") -> int:
+    """``fgcpd`` entry point; returns the exit status.  ``forwarder`` builds the
+    forwarding plane (a benchmark passes its stand-in, lab.bridge)."""
+    args = build_parser(prog).parse_args(argv)
     try:
         cfg = load_config(args.config)
     except ConfigError as exc:
-        print(f"fgcpd: {exc}", file=sys.stderr)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     if args.serial:
         cfg = dataclasses.replace(cfg, serial=args.serial)
@@ -672,22 +593,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(Path(args.log) if args.log else rundir / f"{cfg.hostname}.log")
     try:
         ports = parse_ports(args.ports) if args.ports else None
-        components: list[Component] = []
-        if not args.no_ha:
-            from fgcp.hamember import HaMember
-
-            components.append(HaMember())
-            from fgcp.syncmember import SyncMember
-
-            components.append(SyncMember())
+        components: list[Component] = [] if args.no_ha else [HaMember(), SyncMember()]
         daemon = Daemon(cfg, rundir, ports=ports, port_kind=args.port_kind,
-                        forwarder=args.forwarder, prepare=not args.no_prepare,
+                        forwarder=forwarder, prepare=not args.no_prepare,
                         components=components)
         with daemon:
             daemon.run()
     except (DaemonError, OSError) as exc:
-        log.error("fgcpd: %s", exc)
-        print(f"fgcpd: {exc}", file=sys.stderr)
+        log.error("%s: %s", prog, exc)
+        print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     return 0
 

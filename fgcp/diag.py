@@ -1,7 +1,8 @@
 """FortiOS-style diag commands of a member: a dispatch table of pure renderers.
 
 Each renderer turns a ``DiagState`` snapshot (config, forwarder, ports, times
-passed in) into the text FortiOS prints; later issues add HA commands.
+passed in) into the text FortiOS prints; the daemon's components (HA, session
+sync) register their own commands on the same table.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Protocol
 
 from fgcp import tcptrack
 from fgcp.model import MemberConfig
+from fgcp.roles import Role
 from fgcp.session import PROXY, SYNCED
 
 VERSION = "FortiGate-VM64 v7.4.3 lab,build2573 (fgcp-lab emulation)"
@@ -31,8 +33,10 @@ class SessionTableLike(Protocol):
 class ForwarderLike(Protocol):
     """What the renderers need of ``fgcp.forward.Forwarder``."""
 
-    sessions: Any
-    counters: Mapping[str, int]
+    @property
+    def sessions(self) -> Any: ...
+    @property
+    def counters(self) -> Mapping[str, int]: ...
 
 
 @dataclass(frozen=True)
@@ -58,7 +62,7 @@ class DiagState:
     serial: str = ""
     ports: Mapping[str, PortInfo] = field(default_factory=dict)
     stats: Mapping[str, int] = field(default_factory=dict)  # daemon counters
-    ha_role: str = ""  # issue 3: "primary" / "secondary"
+    ha_role: Role | str = ""  # the daemon's role ("" when no daemon, e.g. in tests)
     extra: dict[str, Any] = field(default_factory=dict)  # for later renderers
 
 
@@ -422,7 +426,7 @@ def render_system_status(state: DiagState, args: Sequence[str] = ()) -> str:
 
 
 def default_table() -> CommandTable:
-    """The commands of issue 2; the daemon adds later ones with ``register``."""
+    """The member's own commands; the components add theirs with ``register``."""
     t = CommandTable()
     t.register("diagnose sys session list", render_session_list, "list sessions")
     t.register("diagnose sys session stat", render_session_stat, "session statistics")

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Mapping
 
 from fgcp.hafsm import HAStatus, HistoryEntry
+from fgcp.roles import HaState
 
 __all__ = ["fmt_duration", "render_ha_history", "render_ha_status"]
 
@@ -100,8 +101,8 @@ def render_ha_status(
     me = next(m for m in st.members if m.is_self)
     lines.append(f"vcluster 1: {st.state} 169.254.0.{me.cluster_index + 1}")
     for m in st.members:
-        role = "Primary" if m.serial == st.primary and st.state != "hello" else "Secondary"
-        if m.state == "hello":
+        role = "Primary" if m.serial == st.primary and st.state != HaState.HELLO else "Secondary"
+        if m.state == HaState.HELLO:
             role = "Hello"
         lines.append(f"{role}: {m.serial}, HA operating index = {m.operating_index}")
     return "\n".join(lines) + "\n"

@@ -1,7 +1,8 @@
 """The HA state machine of one cluster member (hello -> work/standby), pure: time is passed in.
 
 Methods take ``now`` (seconds, time.time() in the daemon) and inputs and return the
-actions to perform (heartbeat frames to send, role changes); ``fgcp.daemon`` does the I/O.
+actions to perform (heartbeat frames to send, role changes, gratuitous ARPs again):
+every decision is an action; ``fgcp.hamember`` only executes them.
 
 States and transitions are data (``TRANSITIONS``): a member starts in ``hello``,
 sends heartbeats and listens for ``hello-holddown`` seconds, then every change of
@@ -11,6 +12,14 @@ Members in ``hello`` are not candidates for the others.  Peers are lost after
 ``hb-lost-threshold`` x ``hb-interval`` without heartbeat on any link, or at once
 when every heartbeat interface of this member is down (then each side of a split
 cluster becomes primary, as FortiOS does; heartbeats coming back resolve it).
+A primary announces itself again (``Announce``) when a peer joins or a peer leaves
+the work state, so the fabric follows the real primary after a split brain.  When
+the member cannot take traffic (``takeover_failed``: a takeover hook failed) the
+machine goes back to the state it left and the next tick elects and retries.
+
+The heartbeat's wire codes of the states and roles (fgcp.hbframe) are mapped to
+the vocabulary of fgcp.roles here and nowhere else (``WIRE_STATE``, ``STATE_OF_WIRE``,
+``WIRE_ROLE``).
 """
 
 from __future__ import annotations
@@ -26,7 +35,6 @@ from fgcp.hbframe import (
     ROLE_PRIMARY,
     ROLE_SECONDARY,
     STATE_HELLO,
-    STATE_NAMES,
     STATE_STANDBY,
     STATE_WORK,
     HeartbeatError,
@@ -37,12 +45,17 @@ from fgcp.hbframe import (
 )
 from fgcp.hbreplay import ReplayGuard, SequenceCounter
 from fgcp.model import HAConfig
+from fgcp.roles import HaState
 
 __all__ = [
     "HELLO",
     "STANDBY",
+    "STATE_OF_WIRE",
     "TRANSITIONS",
+    "WIRE_ROLE",
+    "WIRE_STATE",
     "WORK",
+    "Announce",
     "BecomePrimary",
     "BecomeSecondary",
     "FrameDropped",
@@ -57,10 +70,14 @@ __all__ = [
     "Transition",
 ]
 
-HELLO = "hello"
-WORK = "work"  # primary
-STANDBY = "standby"  # secondary
-_STATE_CODE = {HELLO: STATE_HELLO, WORK: STATE_WORK, STANDBY: STATE_STANDBY}
+HELLO = HaState.HELLO
+WORK = HaState.WORK  # primary
+STANDBY = HaState.STANDBY  # secondary
+
+# The one mapping between the heartbeat's wire codes and the role vocabulary.
+WIRE_STATE: dict[HaState, int] = {HELLO: STATE_HELLO, WORK: STATE_WORK, STANDBY: STATE_STANDBY}
+STATE_OF_WIRE: dict[int, HaState] = {code: st for st, code in WIRE_STATE.items()}
+WIRE_ROLE: dict[HaState, int] = {HELLO: ROLE_NONE, WORK: ROLE_PRIMARY, STANDBY: ROLE_SECONDARY}
 
 E_PRIMARY = "elected-primary"
 E_SECONDARY = "elected-secondary"
@@ -73,9 +90,9 @@ SELECTIONS_MAX = 4  # "Primary selected using:" shows the last few
 class Transition:
     """``state`` --``event``--> ``target`` allowed when ``guard`` (a method name) holds."""
 
-    state: str
+    state: HaState
     event: str
-    target: str
+    target: HaState
     guard: str | None = None
 
 
@@ -116,6 +133,13 @@ class BecomeSecondary:
 
 
 @dataclass(frozen=True)
+class Announce:
+    """The primary sends its gratuitous ARPs again (a peer joined or left the work state)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
 class PeerJoined:
     serial: str
     port: str
@@ -136,7 +160,10 @@ class FrameDropped:
     detail: str
 
 
-Action = SendHeartbeat | BecomePrimary | BecomeSecondary | PeerJoined | PeerLost | FrameDropped
+Action = (
+    SendHeartbeat | BecomePrimary | BecomeSecondary | Announce | PeerJoined | PeerLost
+    | FrameDropped
+)
 
 
 # ----------------------------------------------------------------------------- status data
@@ -155,7 +182,7 @@ class HistoryEntry:
 class MemberStatus:
     serial: str
     hostname: str
-    state: str  # hello | work | standby (as advertised)
+    state: HaState  # as advertised
     priority: int
     uptime_s: float
     failed_monitors: int
@@ -186,7 +213,7 @@ class HAStatus:
     now: float
     serial: str
     hostname: str
-    state: str
+    state: HaState
     primary: str | None
     group_name: str
     group_id: int
@@ -252,7 +279,8 @@ class HAStateMachine:
         self.hb_macs = dict(hb_macs or {})
         self.interfaces = tuple(interfaces)
         self.started = now
-        self.state = HELLO
+        self.state: HaState = HELLO
+        self._before_work: HaState = HELLO  # the state a takeover left (see takeover_failed)
         self.state_change_time = now
         self.hello_until = now + cfg.hello_holddown
         self.ha_start = now  # HA uptime origin; reset when a monitored port fails
@@ -370,6 +398,8 @@ class HAStateMachine:
                 f"new member '{info.serial}' is added into group (hbdev {port})",
             )
             actions.append(PeerJoined(info.serial, port))
+            if self.state == WORK:
+                actions.append(Announce(f"peer {info.serial} joined"))
             self.next_hb = min(self.next_hb, now)  # let it hear from us at once
         old = peer.info
         if old is not info and info.seq and old.seq and info.seq <= old.seq:
@@ -382,15 +412,20 @@ class HAStateMachine:
             return actions
         peer.info, peer.rx_time = info, now
         peer.rx_by_port[port] = now
+        left_work = False
         if old.state != info.state and old is not info:
+            left_work = old.state == STATE_WORK
             self._record(
                 now,
                 "peer-state",
-                f"member '{info.serial}' state changed: {STATE_NAMES[old.state]}->{STATE_NAMES[info.state]}",
+                f"member '{info.serial}' state changed: "
+                f"{STATE_OF_WIRE[old.state]}->{STATE_OF_WIRE[info.state]}",
             )
         self._check_split(now, info)
         self._elect(now, actions)
         self._flush(now, actions)
+        if left_work and self.state == WORK:
+            actions.append(Announce(f"peer {info.serial} left the work state"))
         return actions
 
     def on_monitor_change(self, now: float, port: str, up: bool) -> list[Action]:
@@ -449,7 +484,7 @@ class HAStateMachine:
         return actions
 
     def set_sync_complete(self, now: float, done: bool) -> list[Action]:
-        """Bulk session sync state (issue 4): a member with pending sync does not take over."""
+        """Bulk session sync state (from fgcp.syncmember): a member with pending sync does not take over."""
         if self.sync_complete == done:
             return []
         self.sync_complete = done
@@ -462,11 +497,28 @@ class HAStateMachine:
         self._flush(now, actions)
         return actions
 
+    def takeover_failed(self, now: float, reason: str) -> list[Action]:
+        """The member could not take traffic after ``BecomePrimary`` (a takeover hook
+        failed): back to the state it left, advertised at once; the next ``on_tick``
+        elects again and so retries the takeover."""
+        if self.state != WORK:
+            return []
+        self.state = self._before_work
+        self.state_change_time = now
+        self.counters["takeover-failed"] = self.counters.get("takeover-failed", 0) + 1
+        self._record(
+            now, "takeover-failed",
+            f"takeover failed ({reason}): back to {self.state}, retrying on the next tick",
+        )
+        actions: list[Action] = []
+        self.next_hb = now
+        self._flush(now, actions)
+        return actions
+
     # ------------------------------------------------------------------ heartbeats
 
     def heartbeat_info(self, now: float, port: str) -> HeartbeatInfo:
         """What this member advertises on ``port`` now (without a sequence number)."""
-        role = {WORK: ROLE_PRIMARY, STANDBY: ROLE_SECONDARY}.get(self.state, ROLE_NONE)
         return HeartbeatInfo(
             serial=self.serial,
             group_name=self.cfg.group_name,
@@ -477,8 +529,8 @@ class HAStateMachine:
             override=self.cfg.override,
             interfaces=self.interfaces,
             uptime_ms=int(self.uptime(now) * 1000),
-            state=_STATE_CODE[self.state],
-            role=role,
+            state=WIRE_STATE[self.state],
+            role=WIRE_ROLE[self.state],
             failed_monitors=self.failed_monitors(),
             monitored=len(self.monitor_up),
             hb_interval=self.cfg.hb_interval,
@@ -558,7 +610,7 @@ class HAStateMachine:
             self._record(
                 now,
                 "split-brain-resolved",
-                f"split brain resolved: member '{info.serial}' is now {STATE_NAMES[info.state]}",
+                f"split brain resolved: member '{info.serial}' is now {STATE_OF_WIRE[info.state]}",
             )
         if info.state != STATE_WORK:
             self._returning.discard(info.serial)
@@ -640,6 +692,7 @@ class HAStateMachine:
             self.next_hb = now  # advertise the new state at once
             reason = d.explain()
             if t.target == WORK:
+                self._before_work = prev
                 if not any(self.hbdev_up.values()) and self.lost:
                     reason = "split brain (all heartbeat interfaces down): " + reason
                     self._record(
@@ -687,7 +740,7 @@ class HAStateMachine:
                 (
                     i.serial,
                     i.hostname or i.serial,
-                    STATE_NAMES[i.state],
+                    STATE_OF_WIRE[i.state],
                     i.priority,
                     p.uptime(now),
                     i.failed_monitors,

@@ -1,18 +1,20 @@
 """HA glue of the member daemon: heartbeat sockets, carrier polling and diag around fgcp.hafsm.
 
-`HaMember` is a `fgcp.daemon.Component`: it feeds the pure HA state machine with
-received 0x8890 frames, timer ticks and link changes, and turns its actions into I/O.
+`HaMember` is a `fgcp.component.Component`: it feeds the pure HA state machine with
+received 0x8890 frames, timer ticks and link changes, and executes its actions.
 
 - One AF_PACKET socket per ``hbdev`` (port3, port4), bound to ethertype 0x8890
   (outgoing copies ignored); heartbeats are sent when the FSM says so (``hb-interval``).
-- Carrier of the heartbeat and monitored interfaces is read from
-  ``/sys/class/net/<if>/carrier`` every ``POLL_INTERVAL`` (an admin-down link reads
-  as down) -> ``on_hbdev_change`` / ``on_monitor_change``.
-- ``BecomePrimary`` / ``BecomeSecondary`` -> ``daemon.become_primary`` /
+- Carrier of the heartbeat and monitored interfaces (``fgcp.packetsock.link_up``: an
+  admin-down link reads as down) is polled every ``POLL_INTERVAL`` ->
+  ``on_hbdev_change`` / ``on_monitor_change``.
+- ``BecomePrimary`` / ``BecomeSecondary`` -> ``host.become_primary`` /
   ``become_secondary`` (the daemon runs the takeover hooks, moves the virtual MACs
-  and sends gratuitous ARPs).  A primary announces itself again (gratuitous ARPs)
-  when a peer joins or a peer leaves the work state, so the fabric follows the
-  real primary after a split brain.
+  and sends gratuitous ARPs); when the takeover fails (a hook refused) the FSM is
+  told (``takeover_failed``) and retries on its next tick.  ``Announce`` ->
+  ``host.announce`` (gratuitous ARPs again).
+- ``set_sync_complete(now, done)``: session sync reports the bulk sync state here
+  (``fgcp.component.SyncCompleteListener``); the FSM advertises it and elects.
 - Diag: ``get system ha status``, ``diagnose sys ha history read``,
   ``execute ha failover set 1`` / ``unset 1`` and ``diagnose lab ha`` (key=value
   lines for scripts: state, primary, peers, frame counters).
@@ -25,16 +27,17 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from fgcp import hadiag
-from fgcp.daemon import DaemonError
+from fgcp.component import ComponentError, Host
+from fgcp.diag import DiagState
 from fgcp.hafsm import (
-    WORK,
     Action,
+    Announce,
     BecomePrimary,
     BecomeSecondary,
     FrameDropped,
@@ -49,54 +52,33 @@ from fgcp.hbframe import (
     IF_HA_ELIGIBLE,
     IF_MONITORED,
     IF_OPER_UP,
-    STATE_WORK,
     IfaceRecord,
 )
-
-if TYPE_CHECKING:
-    from fgcp.daemon import Daemon
-    from fgcp.diag import DiagState
+from fgcp.packetsock import SystemLinks, open_packet_socket
 
 log = logging.getLogger("fgcpd.ha")
 
 POLL_INTERVAL = 0.05  # seconds between carrier reads
-SOL_PACKET = 263
-PACKET_IGNORE_OUTGOING = 23
 RECV_BURST = 64  # frames read per readable event
 DROP_LOG_EVERY = 100  # log the 1st, then every Nth dropped frame of a reason
 
 
-class HaError(DaemonError):
+class HaError(ComponentError):
     """The HA component cannot start (e.g. a heartbeat interface is missing)."""
 
 
-def read_carrier(ifname: str, sysfs: Path = Path("/sys/class/net")) -> bool:
-    """True when ``ifname`` has carrier (admin down or missing reads as False)."""
-    try:
-        return (sysfs / ifname / "carrier").read_text().strip() == "1"
-    except OSError:
-        return False
+class Links(Protocol):
+    """The interfaces as the HA component reads them (fgcp.packetsock.SystemLinks;
+    unit tests pass a fake)."""
 
-
-def read_mac(ifname: str, sysfs: Path = Path("/sys/class/net")) -> bytes:
-    """The interface's MAC address (6 zero bytes when unknown)."""
-    try:
-        return bytes.fromhex((sysfs / ifname / "address").read_text().strip().replace(":", ""))
-    except (OSError, ValueError):
-        return bytes(6)
+    def exists(self, ifname: str) -> bool: ...
+    def carrier(self, ifname: str) -> bool: ...
+    def mac(self, ifname: str) -> bytes: ...
 
 
 def open_hb_socket(ifname: str) -> socket.socket:
     """Non-blocking AF_PACKET socket on ``ifname`` for ethertype 0x8890 (own frames ignored)."""
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_FGCP_HB))
-    try:
-        s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-        s.bind((ifname, ETH_P_FGCP_HB))
-        s.setblocking(False)
-    except OSError:
-        s.close()
-        raise
-    return s
+    return open_packet_socket(ifname, ETH_P_FGCP_HB)
 
 
 class HaMember:
@@ -108,22 +90,21 @@ class HaMember:
         self,
         ifnames: dict[str, str] | None = None,
         poll_interval: float = POLL_INTERVAL,
-        sysfs: Path = Path("/sys/class/net"),
+        links: Links | None = None,
         opener: Callable[[str], socket.socket] = open_hb_socket,
         bring_up: bool = True,
     ) -> None:
         self.ifnames = dict(ifnames or {})  # FortiOS port name -> kernel interface
         self.poll_interval = poll_interval
-        self.sysfs = sysfs
+        self.links: Links = links if links is not None else SystemLinks()
         self.opener = opener  # unit tests pass socketpair ends
         self.bring_up = bring_up
-        self.daemon: Daemon | None = None
+        self.daemon: Host | None = None
         self.fsm: HAStateMachine | None = None
         self.socks: dict[str, socket.socket] = {}
         self.by_fd: dict[int, str] = {}
         self.counters: dict[str, int] = {}
         self.next_poll = 0.0
-        self._peer_states: dict[str, int] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -134,7 +115,7 @@ class HaMember:
     def enabled(self) -> bool:
         return self.fsm is not None
 
-    def open(self, daemon: Daemon) -> None:
+    def open(self, daemon: Host) -> None:
         self.daemon = daemon
         cfg = daemon.cfg
         ha = cfg.ha
@@ -147,14 +128,14 @@ class HaMember:
         hb_macs = {}
         for port, _prio in ha.hbdev:
             ifn = self.ifname(port)
-            if not (self.sysfs / ifn).exists():
+            if not self.links.exists(ifn):
                 raise HaError(f"heartbeat interface {ifn!r} (for {port}) does not exist")
             if self.bring_up:
                 self._bring_up(ifn)
             sock = self.opener(ifn)
             self.socks[port] = sock
             self.by_fd[sock.fileno()] = port
-            hb_macs[port] = read_mac(ifn, self.sysfs)
+            hb_macs[port] = self.links.mac(ifn)
         self.fsm = HAStateMachine(
             ha,
             cfg.serial or cfg.hostname,
@@ -179,8 +160,6 @@ class HaMember:
         self.by_fd.clear()
 
     def _bring_up(self, ifname: str) -> None:
-        import subprocess
-
         subprocess.run(["ip", "link", "set", ifname, "up"], check=False, capture_output=True)
 
     def _inventory(self) -> tuple[IfaceRecord, ...]:
@@ -191,13 +170,13 @@ class HaMember:
         for name in cfg.interfaces:
             ifn = self.ifname(name)
             flags = IF_ADMIN_UP
-            if read_carrier(ifn, self.sysfs):
+            if self.links.carrier(ifn):
                 flags |= IF_OPER_UP
             if name in cfg.ha.monitor:
                 flags |= IF_MONITORED
             if name not in hb:
                 flags |= IF_HA_ELIGIBLE
-            out.append(IfaceRecord(name[:16], read_mac(ifn, self.sysfs), flags))
+            out.append(IfaceRecord(name[:16], self.links.mac(ifn), flags))
         return tuple(out)
 
     # ------------------------------------------------------------------ loop hooks
@@ -232,13 +211,17 @@ class HaMember:
                 log.warning("%s: receive failed: %s", port, exc)
                 break
             self._apply(now, self.fsm.on_frame(now, port, frame))
-            self._check_peer_states(now)
 
     def before_takeover(self, now: float) -> None:
         return
 
     def after_release(self, now: float) -> None:
         return
+
+    def set_sync_complete(self, now: float, done: bool) -> None:
+        """Session sync's report: bulk sync done (True) or pending (False)."""
+        if self.fsm is not None:
+            self._apply(now, self.fsm.set_sync_complete(now, done))
 
     # ------------------------------------------------------------------ inputs
 
@@ -247,52 +230,45 @@ class HaMember:
         assert fsm is not None
         self.next_poll = now + self.poll_interval
         for port in list(fsm.hbdev_up):
-            up = read_carrier(self.ifname(port), self.sysfs)
+            up = self.links.carrier(self.ifname(port))
             if up != fsm.hbdev_up[port]:
                 log.info("hbdev %s carrier %s t=%.6f", port, "up" if up else "down", now)
                 self._apply(now, fsm.on_hbdev_change(now, port, up))
         for port in list(fsm.monitor_up):
-            up = read_carrier(self.ifname(port), self.sysfs)
+            up = self.links.carrier(self.ifname(port))
             if up != fsm.monitor_up[port]:
                 log.info("monitor %s carrier %s t=%.6f", port, "up" if up else "down", now)
                 self._apply(now, fsm.on_monitor_change(now, port, up))
         if initial:
             log.info("links: hbdev %s monitor %s", fsm.hbdev_up, fsm.monitor_up)
 
-    def _check_peer_states(self, now: float) -> None:
-        """Re-announce (gratuitous ARPs) when a peer leaves the work state while we are primary."""
-        fsm = self.fsm
-        assert fsm is not None and self.daemon is not None
-        states = {s: p.info.state for s, p in fsm.peers.items()}
-        left_work = [
-            s for s, st in states.items()
-            if st != STATE_WORK and self._peer_states.get(s) == STATE_WORK
-        ]
-        self._peer_states = states
-        if left_work and fsm.state == WORK:
-            log.info("peer %s left the work state: announcing again", ",".join(left_work))
-            self.daemon.announce(now)
-
     def _apply(self, now: float, actions: Sequence[Action]) -> None:
-        daemon = self.daemon
-        assert daemon is not None
+        daemon, fsm = self.daemon, self.fsm
+        assert daemon is not None and fsm is not None
+        superseded = False  # heartbeats after a failed takeover advertise the state it left
         for act in actions:
             if isinstance(act, SendHeartbeat):
-                self._send(act.port, act.frame)
+                if not superseded:
+                    self._send(act.port, act.frame)
             elif isinstance(act, BecomePrimary):
                 log.info("HA became primary t=%.6f (from %s): %s", now, act.previous, act.reason)
-                daemon.become_primary(now, act.reason)
+                if not daemon.become_primary(now, act.reason):
+                    self._count("takeover_failed")
+                    log.error("HA takeover failed t=%.6f: a takeover hook failed, staying %s "
+                              "and retrying", now, daemon.role)
+                    superseded = True
+                    self._apply(now, fsm.takeover_failed(now, "a takeover hook failed"))
+            elif isinstance(act, Announce):
+                log.info("HA announcing again t=%.6f: %s", now, act.reason)
+                daemon.announce(now)
             elif isinstance(act, BecomeSecondary):
                 log.info("HA became secondary t=%.6f (from %s, primary %s): %s", now,
                          act.previous, act.primary, act.reason)
                 daemon.become_secondary(now, act.reason)
             elif isinstance(act, PeerJoined):
                 log.info("HA peer joined t=%.6f serial=%s hbdev=%s", now, act.serial, act.port)
-                if daemon.role == "primary":
-                    daemon.announce(now)
             elif isinstance(act, PeerLost):
                 log.info("HA peer lost t=%.6f serial=%s: %s", now, act.serial, act.reason)
-                self._peer_states.pop(act.serial, None)
             elif isinstance(act, FrameDropped):
                 n = self._count(f"drop-{act.reason}")
                 if n == 1 or n % DROP_LOG_EVERY == 0:

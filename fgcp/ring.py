@@ -6,15 +6,24 @@ fallback with the same API, kept for comparison benchmarks.
 
 from __future__ import annotations
 
-import fcntl
 import mmap
 import socket
 import struct
 from typing import Self
 
-# <linux/if_packet.h> / <linux/if_ether.h>: Python's socket module lacks these.
-SOL_PACKET = 263
-ETH_P_ALL = 0x0003
+from fgcp.packetsock import (
+    ETH_P_ALL,
+    PACKET_OUTGOING,
+    SO_RCVBUFFORCE,
+    SOL_PACKET,
+    PortError,
+    interface_mac,
+    open_packet_socket,
+)
+
+__all__ = ["PlainPort", "PortError", "RingPort", "interface_mac", "open_port"]
+
+# <linux/if_packet.h>: the ring options (the shared constants are in fgcp.packetsock).
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_MR_PROMISC = 1
 PACKET_RX_RING = 5
@@ -23,9 +32,7 @@ PACKET_VERSION = 10
 PACKET_TX_RING = 13
 PACKET_LOSS = 14
 PACKET_QDISC_BYPASS = 20
-PACKET_IGNORE_OUTGOING = 23
 TPACKET_V2 = 1
-PACKET_OUTGOING = 4  # sll_pkttype of frames this host sent
 
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 0x01
@@ -45,40 +52,12 @@ _LEN_SNAP_MAC = struct.Struct("<IIH")  # tp_len, tp_snaplen, tp_mac (at offset 4
 _VLAN = struct.Struct("<HH")  # tp_vlan_tci, tp_vlan_tpid (at offset 24)
 _ZERO32 = b"\0\0\0\0"
 _ETH_P_8021Q = 0x8100
-_SIOCGIFHWADDR = 0x8927
-_SO_RCVBUFFORCE = 33
-
-
-class PortError(OSError):
-    """An AF_PACKET port could not be opened or configured."""
-
-
-def interface_mac(ifname: str, sock: socket.socket | None = None) -> bytes:
-    """The MAC address of ``ifname`` (6 bytes) in the network namespace of ``sock``.
-
-    SIOCGIFHWADDR on a socket, not sysfs: sysfs shows the namespace it was
-    mounted in, which is not the calling thread's after setns().
-    """
-    own = sock is None
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if sock is None else sock
-    try:
-        req = struct.pack("256s", ifname.encode()[:15])
-        res = fcntl.ioctl(s.fileno(), _SIOCGIFHWADDR, req)
-    except OSError as exc:
-        raise PortError(f"no such interface {ifname!r}: {exc}") from exc
-    finally:
-        if own:
-            s.close()
-    return bytes(res[18:24])
 
 
 def _open_socket(ifname: str) -> tuple[socket.socket, int, bytes]:
-    """An unbound AF_PACKET socket for ``ifname``, its ifindex and MAC."""
+    """An unbound AF_PACKET socket for ``ifname`` (own frames ignored), its ifindex and MAC."""
     # Protocol 0 until bind: the socket receives nothing before the rings exist.
-    try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-    except OSError as exc:
-        raise PortError(f"cannot open AF_PACKET socket (root needed?): {exc}") from exc
+    sock = open_packet_socket(ifname, 0, bind=False)
     try:
         ifindex = socket.if_nametoindex(ifname)
     except OSError as exc:
@@ -94,7 +73,6 @@ def _open_socket(ifname: str) -> tuple[socket.socket, int, bytes]:
 
 def _common_options(sock: socket.socket, ifindex: int) -> None:
     sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
-    sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
     mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
     sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
 
@@ -319,7 +297,7 @@ class PlainPort:
         try:
             _common_options(sock, ifindex)
             try:  # as big as the rx ring (root may exceed net.core.rmem_max)
-                sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, rcvbuf)
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
             except PermissionError:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             sock.bind((ifname, ETH_P_ALL))

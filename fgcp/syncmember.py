@@ -19,20 +19,20 @@ TCP sessions older than the delay are synced) never changes.  Read once at open.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import gc
 import heapq
 import logging
 import os
-import socket
 import struct
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from fgcp import diag
+from fgcp.component import ComponentError, ForwardingPlane, Host, SyncCompleteListener
 from fgcp.hakeys import derive_sync_key
+from fgcp.model import HAConfig
+from fgcp.packetsock import PACKET_OUTGOING, link_up, open_packet_socket
 from fgcp.session import SYNCED, Session
 from fgcp.sync import (
     PICKUP_DELAY_S,
@@ -62,12 +62,6 @@ log = logging.getLogger(__name__)
 
 DELAY_SCALE_ENV = "FGCP_LAB_PICKUP_DELAY_SCALE"
 BROADCAST_MAC = b"\xff" * 6
-SOL_PACKET = 263
-PACKET_IGNORE_OUTGOING = 23
-PACKET_OUTGOING = 4
-SIOCGIFFLAGS = 0x8913
-IFF_UP = 0x1
-IFF_RUNNING = 0x40
 RCVBUF = 8 << 20
 LINK_CHECK = 0.1  # seconds between carrier checks
 PEER_SILENCE = 5.0  # a secondary silent this long is dropped (its HELLO brings it back)
@@ -76,7 +70,7 @@ GC_THRESHOLD = (100_000, 50, 100)  # big tables: default gen-0 threshold makes G
 _ETYPE = struct.pack("!H", ETH_P_FGCP_SYNC)
 
 
-class SyncMemberError(RuntimeError):
+class SyncMemberError(ComponentError):
     """Bad session-sync set-up (e.g. an invalid FGCP_LAB_PICKUP_DELAY_SCALE)."""
 
 
@@ -115,29 +109,16 @@ class PacketLink:
         self.name = name
         self.ifname = ifname or name
         self.counters: dict[str, int] = {"rx": 0, "tx": 0, "tx_errors": 0}
-        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_FGCP_SYNC))
-        try:
-            s.bind((self.ifname, ETH_P_FGCP_SYNC))
-            s.setblocking(False)
-            with contextlib.suppress(OSError):
-                s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            try:
-                s.setsockopt(socket.SOL_SOCKET, 33, RCVBUF)  # SO_RCVBUFFORCE (root)
-            except OSError:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
-            self.mac: bytes = s.getsockname()[4][:6]
-        except OSError:
-            s.close()
-            raise
+        s = open_packet_socket(self.ifname, ETH_P_FGCP_SYNC, rcvbuf=RCVBUF)
+        self.mac: bytes = s.getsockname()[4][:6]
         self._sock = s
-        self._ifreq = struct.pack("16sH14x", self.ifname.encode()[:15], 0)
 
     def fileno(self) -> int:
         return self._sock.fileno()
 
     def recv(self, limit: int) -> list[tuple[bytes, bytes]]:
         """Up to ``limit`` received frames as (source MAC, payload after the Ethernet header)."""
-        out = []
+        out: list[tuple[bytes, bytes]] = []
         rf = self._sock.recvfrom
         for _ in range(limit):
             try:
@@ -163,13 +144,8 @@ class PacketLink:
         return True
 
     def is_up(self) -> bool:
-        """Administratively up and carrier (IFF_UP and IFF_RUNNING), in this namespace."""
-        try:
-            res = fcntl.ioctl(self._sock.fileno(), SIOCGIFFLAGS, self._ifreq)
-        except OSError:
-            return False
-        flags = struct.unpack_from("16sH", res)[1]
-        return bool(flags & IFF_UP and flags & IFF_RUNNING)
+        """Carrier (an admin-down link reads as down)."""
+        return link_up(self.ifname)
 
     def close(self) -> None:
         self._sock.close()
@@ -198,8 +174,8 @@ class SyncMember:
         self.clock = clock
         self.boot_id = boot_id if boot_id is not None else int.from_bytes(os.urandom(4), "big")
         self.tune_gc = tune_gc
-        self.daemon: Any = None
-        self.ha: Any = None
+        self.daemon: Host | None = None
+        self.ha: HAConfig | None = None
         self.enabled = False
         self.links: dict[str, LinkIO] = {}
         self.by_fd: dict[int, LinkIO] = {}
@@ -226,10 +202,10 @@ class SyncMember:
 
     # ------------------------------------------------------------ lifecycle
 
-    def open(self, daemon: Any) -> None:
+    def open(self, daemon: Host) -> None:
         self.daemon = daemon
         cfg = daemon.cfg
-        self.ha = cfg.ha
+        self.ha = ha = cfg.ha
         self.serial = cfg.serial
         if self.delay_s is None:
             try:
@@ -237,13 +213,13 @@ class SyncMember:
             except SyncMemberError as exc:
                 log.error("session sync: %s; using %.0f s", exc, PICKUP_DELAY_S)
                 self.delay_s = PICKUP_DELAY_S
-        self.enabled = self.ha.mode != "standalone" and bool(self.serial)
-        self.key = derive_sync_key(self.ha.password, self.ha.group_id)
-        self.sync_names = list(self.ha.session_sync_dev)
-        self.hb_names = [p for p, _ in self.ha.hbdev]
+        self.enabled = ha.mode != "standalone" and bool(self.serial)
+        self.key = key = derive_sync_key(ha.password, ha.group_id)
+        self.sync_names = list(ha.session_sync_dev)
+        self.hb_names = [p for p, _ in ha.hbdev]
         self._register_diag(daemon.table)
         if not self.enabled:
-            log.info("session sync off (HA mode %s)", self.ha.mode)
+            log.info("session sync off (HA mode %s)", ha.mode)
             return
         for name in dict.fromkeys(self.sync_names + self.hb_names):
             try:
@@ -254,26 +230,26 @@ class SyncMember:
             self.links[name] = link
             self.by_fd[link.fileno()] = link
         fwd = daemon.fwd
-        if fwd is not None and hasattr(fwd, "on_session_event"):
+        if fwd is not None:
             self._prev_event = fwd.on_session_event
             fwd.on_session_event = self._on_session_event
         if self.tune_gc:
             gc.set_threshold(*GC_THRESHOLD)
         now = self.clock()
         self._last_tick = now
-        self.receiver = SyncReceiver(self.serial, self.ha.group_id, self.key, self.tuning)
+        self.receiver = SyncReceiver(self.serial, ha.group_id, key, self.tuning)
         self._check_links(now, force=True)
         self._send(self.receiver.poll(now))  # HELLO at once: a joining member asks for its bulk
         self._report_sync(now)
         log.info("session sync: links %s (sync) / %s (hb fallback), pickup=%s "
                  "connectionless=%s delay=%s (%.1f s)", ",".join(self.sync_names) or "-",
-                 ",".join(self.hb_names) or "-", self.ha.session_pickup,
-                 self.ha.session_pickup_connectionless, self.ha.session_pickup_delay,
+                 ",".join(self.hb_names) or "-", ha.session_pickup,
+                 ha.session_pickup_connectionless, ha.session_pickup_delay,
                  self.delay_s)
 
     def close(self) -> None:
         fwd = self.daemon.fwd if self.daemon is not None else None
-        if fwd is not None and getattr(fwd, "on_session_event", None) == self._on_session_event:
+        if fwd is not None and fwd.on_session_event == self._on_session_event:
             fwd.on_session_event = self._prev_event
         for link in self.links.values():
             link.close()
@@ -358,6 +334,7 @@ class SyncMember:
         if not self.enabled or self.sender is not None:
             return
         t0 = time.perf_counter()
+        assert self.daemon is not None and self.ha is not None and self.key is not None
         fwd = self.daemon.fwd
         rx = self.receiver
         if rx is not None and fwd is not None:
@@ -387,6 +364,7 @@ class SyncMember:
             return
         self.sender = None
         self._delayed.clear()
+        assert self.daemon is not None and self.ha is not None and self.key is not None
         fwd = self.daemon.fwd
         if fwd is not None:
             self.counters["released_sessions"] += fwd.sessions.clear()
@@ -395,7 +373,7 @@ class SyncMember:
         self._send(self.receiver.poll(now))
         self._report_sync(now)
 
-    def _install(self, records: Any, fwd: Any, now: float) -> None:
+    def _install(self, records: Iterable[SessionRecord], fwd: ForwardingPlane, now: float) -> None:
         """Install synced records; a session the forwarder already holds on either of the
         record's tuples (e.g. forwarded during a split brain) is replaced by the synced one."""
         table = fwd.sessions
@@ -450,7 +428,9 @@ class SyncMember:
                 heapq.heappush(self._delayed, (t, s.sid, s))
 
     def _run_delayed(self, now: float) -> None:
+        assert self.daemon is not None and self.ha is not None
         fwd = self.daemon.fwd
+        assert fwd is not None
         q = self._delayed
         while q and q[0][0] <= now:
             _, sid, s = heapq.heappop(q)
@@ -499,26 +479,24 @@ class SyncMember:
 
     def sync_complete(self) -> bool:
         """What this member advertises: True unless it waits for a (bulk) sync."""
-        if not self.enabled or not self.ha.session_pickup or self.sender is not None:
+        if not self.enabled or self.ha is None or not self.ha.session_pickup \
+                or self.sender is not None:
             return True
         return self.receiver is not None and self.receiver.bulk_complete
 
     def _report_sync(self, now: float) -> None:
+        """Tell the HA component (``SyncCompleteListener``) when the sync state changes."""
         done = self.sync_complete()
         if done == self._reported:
             return
-        ha = self.daemon.component("ha") if hasattr(self.daemon, "component") else None
+        assert self.daemon is not None
+        ha: object = self.daemon.component("ha")
         self._reported = done
-        fn = getattr(ha, "set_sync_complete", None)
-        fsm = getattr(ha, "fsm", None)
-        if fn is None and fsm is None:
+        if not isinstance(ha, SyncCompleteListener):
             self.counters["no_ha"] += 1
             return
         log.info("session sync: %s", "bulk sync complete" if done else "bulk sync pending")
-        if fn is not None:
-            fn(now, done)
-        else:  # HaMember without a public wrapper: feed its FSM, let it run the actions
-            ha._apply(now, fsm.set_sync_complete(now, done))
+        ha.set_sync_complete(now, done)
 
     # ------------------------------------------------------------ diagnostics
 
@@ -552,7 +530,8 @@ class SyncMember:
         def factory(**fields: Any) -> Session:
             return Session(sid=0, **fields)
 
-        timeouts = self.daemon.fwd.sessions.timeouts if self.daemon.fwd is not None else None
+        fwd = self.daemon.fwd if self.daemon is not None else None
+        timeouts = fwd.sessions.timeouts if fwd is not None else None
         for n, rec in enumerate(rx.table.values(), 1):
             s = apply_record(rec, factory, TcpPeer, synced_flag=SYNCED)
             s.sid = 0x80000000 | n

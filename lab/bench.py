@@ -222,9 +222,9 @@ class VethLab:
         out = open(self.rundir / "fgcpd.out", "ab")  # noqa: SIM115 - closed with the process
         try:
             self.daemon = subprocess.Popen(
-                ["ip", "netns", "exec", self.member, self.python, "-m", "fgcp.daemon",
-                 "--config", str(conf), "--rundir", str(self.rundir),
-                 "--forwarder", forwarder, "--port-kind", port_kind],
+                ["ip", "netns", "exec", self.member, self.python, "-m",
+                 "fgcp.daemon" if forwarder == "fgcp" else "lab.bridge",
+                 "--config", str(conf), "--rundir", str(self.rundir), "--port-kind", port_kind],
                 cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONPATH": str(REPO)})
         finally:

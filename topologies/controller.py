@@ -107,12 +107,6 @@ class FabricController(app_manager.OSKenApp):
             )
         self.fabric.reroutes.clear()
 
-    # -- API for other apps / the HA issue --------------------------------
-    def steer(self, dpid: int, mac: str, port: int) -> None:
-        """Move virtual MAC ``mac`` to ``port`` on datapath ``dpid`` now."""
-        self.apply(self.fabric.steer(dpid, mac, port, time.monotonic()))
-        self._log_reroutes()
-
     # -- action -> OpenFlow -----------------------------------------------
     def apply(self, actions: list[Action], data: bytes | None = None) -> None:
         for act in actions:

@@ -8,8 +8,8 @@ Behaviour: an L2 learning switch per datapath.  Flows match ``eth_dst`` only
 and expire after ``idle_timeout``.  A MAC seen on a new port deletes the flows
 towards its old port.  FortiGate virtual MACs (00:09:0f:09:xx:yy) are
 *steered*: a gratuitous ARP from a virtual MAC pins it to the port it came in
-on (higher-priority flow, old flows deleted) — the hook the HA issue uses to
-move traffic to a new primary (`LearningFabric.on_garp` / `steer`).
+on (higher-priority flow, old flows deleted): that is how traffic follows a new
+primary, which announces itself with gratuitous ARPs (`LearningFabric.on_garp` / `steer`).
 """
 
 from __future__ import annotations
@@ -151,7 +151,7 @@ class LearningFabric:
         self, dpid: int, in_port: int, mac: str, ip: str, now: float
     ) -> list[Action]:
         """Gratuitous-ARP hook: steer FortiGate virtual MACs to their new port."""
-        del ip  # kept in the signature for subclasses / the HA issue
+        del ip  # the decision needs only the MAC (the os-ken shim logs the IP)
         if not is_virtual_mac(mac):
             return []
         return self.steer(dpid, mac, in_port, now)

@@ -87,7 +87,7 @@ def test_split_brain_is_recorded_and_resolved(out_dir: Path) -> None:
 
 def test_compare_json_holds_both_systems(tmp_path: Path) -> None:
     out = tmp_path / "cmp"
-    cmd = [sys.executable, "-m", "fgcp.cli", "compare", "compare", "--conns", "8",
+    cmd = [sys.executable, "-m", "fgcplab.cli", "compare", "compare", "--conns", "8",
            "--settle", "2.5", "--no-live", "--out", str(out)]
     proc = subprocess.run(cmd, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -118,7 +118,7 @@ def _our_processes() -> list[str]:
 
 
 def test_ctrl_c_tears_everything_down(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "fgcp.cli", "run", "default", "--conns", "4", "--no-live",
+    cmd = [sys.executable, "-m", "fgcplab.cli", "run", "default", "--conns", "4", "--no-live",
            "--settle", "30", "--out", str(tmp_path / "run")]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True,

@@ -1,4 +1,4 @@
-"""``fgcp-lab`` command line (fgcp.cli): parsing, dispatch and the diag client."""
+"""``fgcp-lab`` command line (fgcplab.cli): parsing, dispatch and the diag client."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fgcp import cli, ctl, daemon
+from fgcp import ctl, daemon
+from fgcplab import cli
 
 
 @pytest.fixture
@@ -126,8 +127,8 @@ def test_fgcpd_options() -> None:
     args = daemon.build_parser().parse_args(
         ["--config", "m.conf", "--rundir", "/tmp/r", "--serial", "FGVM1", "--ports", "port1,port2"]
     )
-    assert (args.config, args.rundir, args.serial, args.port_kind, args.forwarder) == (
-        "m.conf", "/tmp/r", "FGVM1", "ring", "fgcp")
+    assert (args.config, args.rundir, args.serial, args.port_kind) == (
+        "m.conf", "/tmp/r", "FGVM1", "ring")
     assert daemon.parse_ports(args.ports) == [("port1", "port1"), ("port2", "port2")]
     assert daemon.parse_ports("port1=eth0, port2=eth1") == [("port1", "eth0"), ("port2", "eth1")]
     with pytest.raises(daemon.DaemonError):

@@ -19,6 +19,7 @@ from fgcp.hafsm import (
     STANDBY,
     TRANSITIONS,
     WORK,
+    Announce,
     BecomePrimary,
     BecomeSecondary,
     FrameDropped,
@@ -26,7 +27,7 @@ from fgcp.hafsm import (
     PeerLost,
     SendHeartbeat,
 )
-from fgcp.hbframe import decode_heartbeat, encode_heartbeat
+from fgcp.hbframe import STATE_HELLO, decode_heartbeat, encode_heartbeat
 from fgcp.model import HAConfig
 
 T0 = 1_790_000_000.0  # simulated wall clock
@@ -302,6 +303,49 @@ def test_both_links_cut_split_brain_then_resolved(silent: bool) -> None:
     # the member that steps down saw the other primary come back and says so
     assert any("is also primary" in h for h in bus.history("fgt2", "split-brain"))
     assert any("resolved" in h for h in bus.history("fgt2", "split-brain-resolved"))
+
+
+def test_primary_announces_again_when_a_peer_joins_or_leaves_the_work_state() -> None:
+    bus = pair()
+    bus.run(3.0)
+    t_cut = bus.t
+    for port in ("port3", "port4"):
+        bus.set_port("fgt1", port, False)
+    bus.run(3.0)
+    assert bus.roles() == {"fgt1": WORK, "fgt2": WORK}
+    assert not bus.events_of(Announce, since=t_cut)  # nobody joined or left the primaries
+    t_restore = bus.t
+    bus.set_port("fgt1", "port3", True)
+    bus.run(1.0)
+    assert bus.roles() == {"fgt1": WORK, "fgt2": STANDBY}
+    # each primary re-announces when the other joins (the fabric follows the real one)
+    for name in ("fgt1", "fgt2"):
+        (_, _, act) = bus.events_of(Announce, name, since=t_restore)[0]
+        assert "joined" in act.reason
+    t_fail = bus.t
+    bus.handle("fgt1", bus.members["fgt1"].on_monitor_change(bus.t, "port1", False))
+    bus.run(1.0)
+    assert bus.roles() == {"fgt1": STANDBY, "fgt2": WORK}
+    reasons = [a.reason for _, _, a in bus.events_of(Announce, "fgt2", since=t_fail)]
+    assert reasons == [f"peer {SERIALS['fgt1']} left the work state"]
+    assert not bus.events_of(Announce, "fgt1", since=t_fail)  # a secondary never does
+
+
+def test_failed_takeover_goes_back_and_retries_on_the_next_tick() -> None:
+    m = HAStateMachine(ha(100), SERIALS["fgt1"], T0)
+    (become,) = [a for a in m.on_tick(T0 + 1.0) if isinstance(a, BecomePrimary)]
+    assert m.state == WORK and become.previous == HELLO
+    acts = m.takeover_failed(T0 + 1.0, "a takeover hook failed")
+    # back to the state it left, and the peers are told at once
+    assert m.state == HELLO and m.counters["takeover-failed"] == 1
+    hbs = [a for a in acts if isinstance(a, SendHeartbeat)]
+    assert {a.port for a in hbs} == {"port3", "port4"}
+    assert all(decode_heartbeat(a.frame, "secret", 10).state == STATE_HELLO for a in hbs)
+    assert "takeover failed" in m.history[-1].text
+    assert m.takeover_failed(T0 + 1.01, "again") == []  # not primary: nothing to undo
+    # the next tick elects again: a new takeover
+    assert [a for a in m.on_tick(T0 + 1.05) if isinstance(a, BecomePrimary)]
+    assert m.state == WORK
 
 
 def test_returning_member_override_disabled_no_preemption() -> None:

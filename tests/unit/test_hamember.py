@@ -1,5 +1,5 @@
 """HaMember (the daemon's HA component) without root: two members joined by
-socketpairs as heartbeat links, a fake /sys/class/net, simulated time."""
+socketpairs as heartbeat links, fake interfaces (carrier, MAC), simulated time."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pytest
 
 from fgcp import diag
 from fgcp.config import load_config
-from fgcp.daemon import virtual_mac
+from fgcp.daemon import Daemon, virtual_mac
 from fgcp.hamember import HaMember
 from fgcp.model import MemberConfig
+from fgcp.roles import Role
 from topologies.lab import CONFIG_DIR, ha_config_text
 
 FAST = {"hb-interval": 1, "hb-lost-threshold": 3, "hello-holddown": 5,
@@ -21,28 +22,57 @@ FAST = {"hb-interval": 1, "hb-lost-threshold": 3, "hello-holddown": 5,
 PORTS = ("port1", "port2", "port3", "port4", "port5")
 
 
+class FakeLinks:
+    """fgcp.hamember.Links over dicts: the interfaces of one member."""
+
+    def __init__(self, macs: dict[str, bytes]) -> None:
+        self.macs = macs
+        self.up = {name: True for name in macs}
+
+    def exists(self, ifname: str) -> bool:
+        return ifname in self.macs
+
+    def carrier(self, ifname: str) -> bool:
+        return self.up.get(ifname, False)
+
+    def mac(self, ifname: str) -> bytes:
+        return self.macs.get(ifname, bytes(6))
+
+
 class FakeDaemon:
-    """What HaMember uses of fgcp.daemon.Daemon: cfg, table and the role calls."""
+    """What HaMember sees of the daemon (fgcp.component.Host): cfg, table, the role calls.
+    ``refuse_takeovers``: so many become_primary calls fail (a takeover hook failed)."""
 
     def __init__(self, cfg: MemberConfig) -> None:
         self.cfg = cfg
         self.table = diag.default_table()
-        self.role = "init"
+        self.fwd = None
+        self.role = Role.INIT
         self.changes: list[tuple[str, float]] = []
         self.announces = 0
+        self.refuse_takeovers = 0
+        self.refused: list[float] = []
+
+    def component(self, name: str) -> None:
+        return None
 
     def enter_hello(self, now: float, reason: str = "") -> None:
-        self.role = "hello"
+        self.role = Role.HELLO
 
-    def become_primary(self, now: float, reason: str) -> None:
+    def become_primary(self, now: float, reason: str) -> bool:
+        if self.refuse_takeovers:
+            self.refuse_takeovers -= 1
+            self.refused.append(now)
+            return False
         if self.role != "primary":
-            self.role = "primary"
+            self.role = Role.PRIMARY
             self.changes.append(("primary", now))
             self.announces += 1
+        return True
 
     def become_secondary(self, now: float, reason: str) -> None:
         if self.role != "secondary":
-            self.role = "secondary"
+            self.role = Role.SECONDARY
             self.changes.append(("secondary", now))
 
     def announce(self, now: float) -> None:
@@ -60,18 +90,14 @@ class Member:
         conf = tmp / f"{name}.conf"
         conf.write_text(ha_config_text((CONFIG_DIR / f"{name}.conf").read_text(), settings))
         self.cfg = load_config(conf)
-        self.sysfs = tmp / f"sys-{name}"
-        for i, port in enumerate(PORTS):
-            d = self.sysfs / port
-            d.mkdir(parents=True)
-            (d / "carrier").write_text("1\n")
-            (d / "address").write_text(f"02:00:00:00:0{name[-1]}:0{i}\n")
+        self.links = FakeLinks({port: bytes([2, 0, 0, 0, int(name[-1]), i])
+                                for i, port in enumerate(PORTS)})
         self.daemon = FakeDaemon(self.cfg)
-        self.ha = HaMember(sysfs=self.sysfs, opener=lambda ifn: socks[ifn], bring_up=False)
+        self.ha = HaMember(links=self.links, opener=lambda ifn: socks[ifn], bring_up=False)
         self.alive = True
 
     def carrier(self, port: str, up: bool) -> None:
-        (self.sysfs / port / "carrier").write_text("1\n" if up else "0\n")
+        self.links.up[port] = up
 
     def lab(self) -> dict[str, str]:
         text = self.daemon.diag("diagnose lab ha")
@@ -131,6 +157,25 @@ def test_election_then_heartbeat_loss_failover(cluster: tuple[Member, Member]) -
     # hb-lost-threshold 3 x hb-interval 0.1 s after the last heartbeat heard
     assert 0.2 <= when - killed <= 0.3 + 0.05
     assert "is lost" in m2.daemon.diag("diagnose sys ha history read")
+
+
+def test_failed_takeover_keeps_the_member_out_and_is_retried(
+        cluster: tuple[Member, Member]) -> None:
+    m1, m2 = cluster
+    t = run(cluster, time.time(), time.time() + 6.0)
+    assert (m1.daemon.role, m2.daemon.role) == ("primary", "secondary")
+    m2.daemon.refuse_takeovers = 2  # the takeover hooks fail twice, then succeed
+    m1.alive = False
+    killed = t
+    t = run(cluster, t, t + 1.0)
+    assert len(m2.daemon.refused) == 2
+    # each failure was retried on the next tick (carrier poll: 50 ms), then it took over
+    (when,) = [w for role, w in m2.daemon.changes if role == "primary"]
+    assert when - m2.daemon.refused[0] <= 2 * 0.05 + 0.05 and when > killed
+    assert m2.daemon.role == "primary" and m2.lab()["state"] == "work"
+    assert m2.lab()["counter.takeover-failed"] == "2"
+    assert m2.lab()["counter.io-takeover_failed"] == "2"
+    assert "takeover failed" in m2.daemon.diag("diagnose sys ha history read")
 
 
 def test_monitor_failure_and_forced_failover(cluster: tuple[Member, Member]) -> None:
@@ -193,7 +238,7 @@ def test_standalone_member_opens_nothing(tmp_path: Path) -> None:
     conf.write_text(ha_config_text((CONFIG_DIR / "fgt1.conf").read_text(),
                                    {"mode": "standalone"}))
     d = FakeDaemon(load_config(conf))
-    ha = HaMember(sysfs=tmp_path, opener=lambda ifn: pytest.fail("opened a socket"))
+    ha = HaMember(links=FakeLinks({}), opener=lambda ifn: pytest.fail("opened a socket"))
     ha.open(d)
     assert d.role == "init" and ha.fds() == [] and ha.next_deadline() is None
 
@@ -206,6 +251,7 @@ def test_virtual_mac_layout() -> None:
 class _Port:
     def __init__(self, index: int) -> None:
         self.index = index
+        self.ifname = f"nosuchif{index}"
         self.sent: list[bytes] = []
         self.sock = socket.socketpair()[0]
         self.mac = bytes([2, 0, 0, 0, 0, index])
@@ -220,11 +266,15 @@ class _Port:
     def fileno(self) -> int:
         return self.sock.fileno()
 
+    def counters(self) -> dict[str, int]:
+        return {"rx": 0}
+
 
 class _Fwd:
     def __init__(self) -> None:
         self.active = True
         self.macs: dict[int, bytes] = {}
+        self.counters: dict[str, int] = {}
 
     def set_active(self, active: bool) -> None:
         self.active = active
@@ -250,22 +300,57 @@ class _Recorder:
         self.calls.append(("after_release", self.fwd.active))
 
 
-def test_daemon_runs_takeover_hooks_before_forwarding(tmp_path: Path) -> None:
-    from fgcp.daemon import Daemon
-
+def _daemon(tmp_path: Path, *components: object) -> tuple[Daemon, _Fwd]:
+    """A Daemon with fake ports and forwarder (no open(): no root, no sockets)."""
     cfg = load_config(CONFIG_DIR / "fgt1.conf")
-    d = Daemon(cfg, tmp_path, forwarder="bridge")
+    d = Daemon(cfg, tmp_path, components=components)  # type: ignore[arg-type]
     fwd = _Fwd()
-    rec = _Recorder(fwd)
-    d.components = [rec]
-    d.fwd = fwd
-    d.ports = [_Port(0), _Port(1)]
+    d.fwd = fwd  # type: ignore[assignment]
+    d.ports = [_Port(0), _Port(1)]  # type: ignore[list-item]
     d.names = ["port1", "port2"]
     d.own_macs = [p.mac for p in d.ports]
     d.vmacs = [virtual_mac(10, 0), virtual_mac(10, 1)]
+    return d, fwd
+
+
+class _FailingHook(_Recorder):
+    name = "failing"
+
+    def __init__(self, fwd: _Fwd, failures: int) -> None:
+        super().__init__(fwd)
+        self.failures = failures
+
+    def before_takeover(self, now: float) -> None:
+        super().before_takeover(now)
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("cannot install the synced sessions")
+
+
+def test_failed_takeover_hook_never_forwards_without_the_state(tmp_path: Path) -> None:
+    d, fwd = _daemon(tmp_path)
+    hook = _FailingHook(fwd, failures=1)
+    d.components = [hook]
+    d.enter_hello(0.0)
+    assert d.become_primary(1.0, "elected") is False
+    # stays out: no forwarding, own MACs, no gratuitous ARP, counted and shown
+    assert d.role == "hello" and not fwd.active and fwd.macs == {}
+    assert d.ports[0].sent == [] and d.stats["loop_errors"] == 1
+    assert "takeover_hook_failures=1" in d.answer("diagnose lab stats").splitlines()
+    # the retry (the HA FSM's next tick) takes over once the hook succeeds
+    assert d.become_primary(1.05, "elected") is True
+    assert d.role == "primary" and fwd.active
+    assert d.stats["takeover_hook_failures"] == 1
+    assert hook.calls == [("before_takeover", False), ("before_takeover", False)]
+
+
+def test_daemon_runs_takeover_hooks_before_forwarding(tmp_path: Path) -> None:
+    d, fwd = _daemon(tmp_path)
+    rec = _Recorder(fwd)
+    d.components = [rec]
     d.enter_hello(0.0)
     assert not fwd.active
-    d.become_primary(1.0, "test")
+    assert d.become_primary(1.0, "test")
     # the sync hook ran while the member still forwarded nothing
     assert rec.calls == [("before_takeover", False)]
     assert fwd.active and d.role == "primary"

@@ -10,6 +10,9 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 
 from fgcp import diag
+from fgcp.component import SyncCompleteListener
+from fgcp.hafsm import HAStateMachine
+from fgcp.hamember import HaMember
 from fgcp.model import HAConfig
 from fgcp.session import SYNCED
 from fgcp.syncmember import DELAY_SCALE_ENV, SyncMember, SyncMemberError, pickup_delay_s
@@ -384,36 +387,25 @@ def test_takeover_replaces_a_session_the_forwarder_already_holds() -> None:
     assert fwd_b.nat.in_use(int(IPv4Address(OUT_IP)), 6) == 1
 
 
-def test_sync_state_reaches_an_ha_component_without_a_wrapper() -> None:
-    """HaMember exposes its state machine as ``fsm`` and runs actions with ``_apply``."""
-
-    class Fsm:
-        def __init__(self) -> None:
-            self.calls: list[bool] = []
-
-        def set_sync_complete(self, now: float, done: bool) -> list[str]:
-            self.calls.append(done)
-            return [f"elect-{done}"]
-
-    class HaLike:
-        name = "ha"
-
-        def __init__(self) -> None:
-            self.fsm = Fsm()
-            self.applied: list[str] = []
-
-        def _apply(self, now: float, actions: list[str]) -> None:
-            self.applied += actions
-
+def test_sync_state_reaches_the_real_ha_component() -> None:
+    """The fake HA above and the real HaMember are both what sync reports to
+    (fgcp.component.SyncCompleteListener); the real one feeds its state machine."""
+    assert isinstance(FakeHa(), SyncCompleteListener)
     c = Cluster(n=1)
     c.takeover(0)
     d = FakeDaemon(1, c.ha)
-    ha = HaLike()
+    ha = HaMember()
+    assert isinstance(ha, SyncCompleteListener)
+    ha.daemon = d  # type: ignore[assignment]
+    ha.fsm = HAStateMachine(c.ha, SERIALS[1], c.now)
     d.component = lambda name: ha if name == "ha" else None  # type: ignore[method-assign]
     m = SyncMember(link_factory=lambda n: FakeLink(n, b"\x02\0\0\0\x02" + n[-1].encode(),
                                                     c.wires[n]),
                    clock=lambda: c.now, tune_gc=False)
     m.open(d)
+    assert ha.fsm.sync_complete is False  # joined: waits for its bulk sync
     c.members.append(m)
     c.run(0.3)
-    assert ha.fsm.calls == [False, True] and ha.applied == ["elect-False", "elect-True"]
+    assert ha.fsm.sync_complete is True and m.counters["no_ha"] == 0
+    sync = [h.text for h in ha.fsm.history if h.event == "sync"]
+    assert sync == ["bulk session sync pending", "bulk session sync complete"]

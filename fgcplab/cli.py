@@ -1,7 +1,8 @@
-"""``fgcp-lab``: the user's command line (diag, check-config, bench, topo).
+"""``fgcp-lab``: the user's command line (diag, check-config, bench, topo, run, compare, soak).
 
-Only argument handling and dispatch; each subcommand lives in its own module
-(imported lazily so ``diag`` works without Mininet or rich installed).
+Only argument handling and dispatch; each subcommand lives in its own module of
+fgcp/, topologies/ or lab/, imported when that subcommand runs (so ``diag`` and
+``check-config`` work without Mininet, os-ken, rich or matplotlib installed).
 """
 
 from __future__ import annotations
