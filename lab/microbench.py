@@ -11,7 +11,7 @@ import struct
 import time
 from ipaddress import IPv4Address, IPv4Interface
 
-from fgcp.checksum import checksum
+from fgcp.checksum import checksum, pseudo_header_sum
 from fgcp.forward import Forwarder, PortSpec
 from fgcp.model import Address, Interface, MemberConfig, Policy
 from fgcp.packet import ARP_REPLY, build_arp
@@ -24,6 +24,7 @@ CLIENT = int(IPv4Address("198.51.100.10"))
 SERVER = int(IPv4Address("203.0.113.10"))
 INSIDE_GW = int(IPv4Address("198.51.100.1"))
 OUTSIDE_IP = int(IPv4Address("203.0.113.1"))
+OFF_L4SUM = {6: 16, 17: 6}  # checksum offset in the TCP / UDP header
 
 
 def make_forwarder() -> Forwarder:
@@ -46,10 +47,15 @@ def make_forwarder() -> Forwarder:
 
 
 def _ip(src: int, dst: int, proto: int, l4: bytes) -> bytes:
+    """IPv4 header + ``l4`` with both checksums right (the forwarder verifies them)."""
+    l4 = bytearray(l4)
+    l4[OFF_L4SUM[proto]:OFF_L4SUM[proto] + 2] = b"\0\0"
+    struct.pack_into("!H", l4, OFF_L4SUM[proto],
+                     checksum(l4, pseudo_header_sum(src, dst, proto, len(l4))))
     hdr = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(l4), 1, 0x4000, 64, proto, 0,
                                 src, dst))
     struct.pack_into("!H", hdr, 10, checksum(hdr))
-    return bytes(hdr) + l4
+    return bytes(hdr) + bytes(l4)
 
 
 def eth(dst: bytes, src: bytes, ip: bytes) -> bytearray:
