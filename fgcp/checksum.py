@@ -6,8 +6,6 @@ TTL decrement and NAT without recomputing them over the whole packet.
 
 from __future__ import annotations
 
-import struct
-
 __all__ = [
     "TTL_DEC_DELTA",
     "apply_delta",
@@ -30,17 +28,22 @@ def fold(value: int) -> int:
     return value
 
 
-def _sum16(data: bytes | bytearray | memoryview) -> int:
-    n = len(data)
-    if n & 1:
-        data = bytes(data) + b"\x00"
-        n += 1
-    return sum(struct.unpack(f"!{n // 2}H", data))
-
-
 def checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
-    """RFC 1071 checksum of ``data`` (plus an optional pre-summed ``initial``)."""
-    return ~fold(_sum16(data) + initial) & 0xFFFF
+    """RFC 1071 checksum of ``data`` (plus an optional pre-summed ``initial``).
+
+    The 16-bit words are summed as one big integer: 2**16 = 1 (mod 0xFFFF), so
+    the number ``data`` spells is congruent to the sum of its words, and the
+    end-around-carry fold of a positive sum is ``(sum - 1) % 0xFFFF + 1``.  A
+    received TCP/UDP/ICMP message (checksum field included, with its pseudo
+    header in ``initial``) is intact when this returns 0.
+    """
+    total = int.from_bytes(data, "big")
+    if len(data) & 1:
+        total <<= 8  # an odd length is padded with a zero byte
+    total += initial
+    if not total:
+        return 0xFFFF
+    return ~((total - 1) % 0xFFFF + 1) & 0xFFFF
 
 
 def pseudo_header_sum(src: int, dst: int, proto: int, length: int) -> int:

@@ -26,15 +26,18 @@ from fgcp.packet import (
     ICMP_ECHO,
     ICMP_ECHOREPLY,
     ICMP_ERROR_TYPES,
+    ICMP_TIME_EXCEEDED,
     TCP_HDR,
     ZERO_MAC,
     MalformedFrame,
     build_arp,
     build_icmp_echo_reply,
+    build_icmp_error,
     parse_arp,
     tcp_wscale,
 )
 from fgcp.policy import PolicyTable
+from fgcp.ratelimit import TokenBucket
 from fgcp.routing import ArpCache, RouteTable
 from fgcp.session import CONNECTIONLESS, PICKUP, SYNCED, Session, SessionTable, Timeouts
 from fgcp.tcptrack import (
@@ -57,10 +60,14 @@ _tcp_unpack = TCP_HDR.unpack_from
 _h_unpack = struct.Struct("!H").unpack_from
 _h_pack = struct.Struct("!H").pack_into
 _hh_pack = struct.Struct("!HH").pack_into
+_hh_unpack = struct.Struct("!HH").unpack_from
+_checksum = checksum
 _ip_pack = struct.Struct("!BBHII").pack_into  # TTL, proto, checksum, src, dst at 22
 
 _TH_FIN, _TH_SYN, _TH_RST, _TH_ACK = 0x01, 0x02, 0x04, 0x10
 _BAD_INPUT = (struct.error, IndexError, ValueError)
+ICMP_ERROR_RATE = 1000.0  # ICMP errors per second (Linux net.ipv4.icmp_msgs_per_sec)
+ICMP_ERROR_BURST = 50  # Linux net.ipv4.icmp_msgs_burst
 
 # Rewrite of one direction of a session (precomputed, see Forwarder._build_rw):
 # (egress port, ARP key (port, next hop), new src, new dst, new sport (ICMP: new id),
@@ -100,6 +107,7 @@ class Forwarder:
         self.on_session_event: Callable[[str, Session], None] | None = None
         self._keys = self.sessions.keys
         self._arp_hdr = self.arp.hdr
+        self._icmp_errors = TokenBucket(ICMP_ERROR_RATE, ICMP_ERROR_BURST)
         self._ping_ports = {self.port_index[n] for n, i in cfg.interfaces.items()
                             if n in self.port_index and "ping" in i.allowaccess}
         self._accept: dict[int, frozenset[bytes]] = {}
@@ -181,8 +189,24 @@ class Forwarder:
                     or totlen + 14 > len(frame) or acc is None or dmac not in acc):
                 self._slow(port_index, frame, now, out)
                 return
-            if proto == 17 or proto == 6:
-                key = (proto, src, sport, dst, dport)
+            # L4 checksum first: a damaged frame changes no state (RFC 1071 sum with the
+            # pseudo header; a UDP checksum 0 means none was computed, legal for IPv4)
+            if proto == 6:
+                key = (6, src, sport, dst, dport)
+                if _checksum(frame[34:14 + totlen], (src >> 16) + (src & 0xFFFF) + (dst >> 16)
+                             + (dst & 0xFFFF) + totlen - 14):  # 6 + totlen - 20
+                    self.counters["tcp_bad_checksum"] += 1
+                    return
+            elif proto == 17:
+                key = (17, src, sport, dst, dport)
+                ulen, usum = _hh_unpack(frame, 38)
+                if ulen < 8 or ulen + 20 > totlen:
+                    self.counters["udp_bad_length"] += 1
+                    return
+                if usum and _checksum(frame[34:34 + ulen], (src >> 16) + (src & 0xFFFF)
+                                      + (dst >> 16) + (dst & 0xFFFF) + 17 + ulen):
+                    self.counters["udp_bad_checksum"] += 1
+                    return
             elif proto == 1:
                 t = sport >> 8
                 if t == 8:
@@ -192,14 +216,18 @@ class Forwarder:
                 else:
                     self._slow(port_index, frame, now, out)
                     return
+                if _checksum(frame[34:14 + totlen]):
+                    self.counters["icmp_bad_checksum"] += 1
+                    return
             else:
                 self._slow(port_index, frame, now, out)
                 return
-            if ttl <= 1 and dst not in self._local:
-                self.counters["ttl_expired"] += 1
-                return
             fresh = False
             ent = self._keys.get(key)
+            # TTL after un-NAT: a session's reply (to our NAT address) is forwarded too
+            if ttl <= 1 and (ent is not None or dst not in self._local):
+                self._ttl_expired(port_index, frame, src, dst, now, out)
+                return
             if ent is not None and proto == 6 and ent[0].state == PS_TIME_WAIT \
                     and ent[1] == 0 and (frame[47] & 0x17) == _TH_SYN:
                 # port reuse: a new SYN on a closed session starts a new one
@@ -419,6 +447,40 @@ class Forwarder:
             out.append((port, build_arp(ARP_REQUEST, self.port_macs[port], src_ip,
                                         BROADCAST_MAC, ZERO_MAC, nh)))
             self.counters["arp_request_tx"] += 1
+
+    def _ttl_expired(self, port: int, frame: bytearray, src: int, dst: int, now: float,
+                     out: list[tuple[int, bytearray]]) -> None:
+        """A datagram to forward arrived with TTL 0 or 1: ICMP time exceeded, as a router."""
+        c = self.counters
+        c["ttl_expired"] += 1
+        if checksum(frame[14:34]):
+            c["ip_bad_checksum"] += 1
+            return
+        # no ICMP error about a datagram to or from a broadcast/multicast/null/own address
+        if (dst == 0xFFFFFFFF or dst >> 28 == 14 or src >> 28 >= 14 or not src
+                or src >> 24 == 127 or src in self._local):
+            return
+        if not self._icmp_errors.take(now):
+            c["icmp_error_ratelimited"] += 1
+            return
+        me = self.routes.source_for(port, src)
+        back = self.routes.lookup(src)
+        if not me or back is None:
+            c["no_route"] += 1
+            return
+        err = build_icmp_error(frame, ICMP_TIME_EXCEEDED, 0, me)
+        c["icmp_time_exceeded_tx"] += 1
+        self._send(back, err, now, out)
+
+    def _send(self, route: tuple[int, int], frame: bytearray, now: float,
+              out: list[tuple[int, bytearray]]) -> None:
+        """Send a frame the member originates via ``route`` (egress port, next hop)."""
+        hdr = self._arp_hdr.get(route)
+        if hdr is None:
+            self._resolve(route, frame, now, out)
+            return
+        frame[0:12] = hdr
+        out.append((route[0], frame))
 
     def _new_flow(self, port: int, frame: bytearray, now: float, out: list, proto: int,
                   src: int, sport: int, dst: int, dport: int, totlen: int,

@@ -9,13 +9,15 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from fgcp.checksum import checksum
+from fgcp.checksum import checksum, pseudo_header_sum
 
 __all__ = [
     "ArpPacket",
     "MalformedFrame",
     "build_arp",
     "build_icmp_echo_reply",
+    "build_icmp_error",
+    "build_tcp",
     "int_to_ip",
     "ip_to_int",
     "mac_to_bytes",
@@ -55,6 +57,7 @@ TH_ACK = 0x10
 
 ICMP_ECHOREPLY = 0
 ICMP_ECHO = 8
+ICMP_TIME_EXCEEDED = 11  # code 0: TTL exceeded in transit
 ICMP_ERROR_TYPES = frozenset({3, 4, 5, 11, 12})
 
 ARP_REQUEST = 1
@@ -68,6 +71,10 @@ FAST_LEN = FAST.size
 TCP_HDR = struct.Struct("!IIBBH")  # seq, ack, data offset, flags, window (at L4+4)
 ARP = struct.Struct("!HHBBH6sI6sI")
 H = struct.Struct("!H")
+IPV4_HDR = struct.Struct("!BBHHHBBHII")  # ver/IHL, TOS, length, id, frag, TTL, proto, sum, src, dst
+TCP_FULL = struct.Struct("!HHIIBBHHH")  # ports, seq, ack, data offset, flags, window, sum, urg
+IPTOS_PREC_INTERNETCONTROL = 0xC0  # TOS of ICMP errors (as Linux sends them)
+DEFAULT_TTL = 64
 
 
 class MalformedFrame(ValueError):
@@ -182,4 +189,45 @@ def build_icmp_echo_reply(frame: bytes | bytearray, my_mac: bytes) -> bytearray:
     out[OFF_L4] = ICMP_ECHOREPLY
     out[OFF_ICMPSUM:OFF_ICMPSUM + 2] = b"\x00\x00"
     H.pack_into(out, OFF_ICMPSUM, checksum(out[OFF_L4:]))
+    return out
+
+
+def _ipv4(frame: bytearray, tos: int, proto: int, src: int, dst: int) -> None:
+    """Fill the IPv4 header (IHL 5, TTL 64, DF clear) of ``frame`` from its length."""
+    IPV4_HDR.pack_into(frame, OFF_IP, 0x45, tos, len(frame) - ETH_HLEN, 0, 0, DEFAULT_TTL, proto,
+                       0, src, dst)
+    H.pack_into(frame, OFF_IPSUM, checksum(frame[OFF_IP:OFF_L4]))
+
+
+def build_icmp_error(frame: bytes | bytearray, itype: int, code: int, src: int) -> bytearray:
+    """ICMP error (RFC 792) from ``src`` about the IPv4 datagram in ``frame``.
+
+    It quotes the datagram's IP header and first 8 bytes of payload as received;
+    it goes to the datagram's source.  The Ethernet addresses are left zero for
+    the caller (ARP) to fill in.
+    """
+    ihl = (frame[OFF_IP] & 15) << 2
+    totlen = H.unpack_from(frame, OFF_IP + 2)[0]
+    quote = frame[OFF_IP:OFF_IP + min(ihl + 8, totlen)]
+    out = bytearray(OFF_L4 + 8 + len(quote))
+    out[12:14] = b"\x08\x00"
+    out[OFF_L4] = itype
+    out[OFF_L4 + 1] = code
+    out[OFF_L4 + 8:] = quote
+    H.pack_into(out, OFF_ICMPSUM, checksum(out[OFF_L4:]))
+    _ipv4(out, IPTOS_PREC_INTERNETCONTROL, IPPROTO_ICMP, src,
+          int.from_bytes(frame[OFF_SRC:OFF_SRC + 4], "big"))
+    return out
+
+
+def build_tcp(src: int, dst: int, sport: int, dport: int, seq: int, ack: int,
+              flags: int, win: int = 0) -> bytearray:
+    """A TCP segment without payload or options (e.g. a reset), Ethernet addresses zero."""
+    out = bytearray(OFF_L4 + TCP_FULL.size)
+    out[12:14] = b"\x08\x00"
+    TCP_FULL.pack_into(out, OFF_L4, sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4,
+                       flags, win, 0, 0)
+    H.pack_into(out, OFF_TCPSUM,
+                checksum(out[OFF_L4:], pseudo_header_sum(src, dst, IPPROTO_TCP, TCP_FULL.size)))
+    _ipv4(out, 0, IPPROTO_TCP, src, dst)
     return out

@@ -100,3 +100,20 @@ def test_pseudo_header_sum_gives_valid_udp_checksum() -> None:
     udp[6:8] = b"\x00\x00"
     s = pseudo_header_sum(0xC633640A, 0xCB00710A, 17, len(udp))
     assert checksum(udp, s) == pkt[UDP].chksum
+
+
+def _reference_checksum(data: bytes, initial: int = 0) -> int:
+    """RFC 1071 word by word, the way section 4.1 writes it."""
+    if len(data) & 1:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data)) + initial
+    return ~fold(total) & 0xFFFF
+
+
+def test_checksum_matches_word_by_word_sum() -> None:
+    rng = random.Random(7)
+    cases = [b"", b"\x00", b"\x00\x00", b"\xff\xff", b"\xff\xff" * 3, b"\x80", b"\x00\x01"]
+    cases += [rng.randbytes(rng.randint(0, 1500)) for _ in range(400)]
+    for data in cases:
+        for initial in (0, 1, 0xFFFF, 0x1FFFE, rng.randint(0, 0x3FFFF)):
+            assert checksum(data, initial) == _reference_checksum(data, initial), (data, initial)

@@ -286,12 +286,6 @@ def test_service_restricts_protocol_and_port() -> None:
     assert fwd.counters["no_policy"] == 2
 
 
-def test_ttl_expiry_dropped() -> None:
-    fwd = make_fwd()
-    assert send(fwd, P1, from_client(UDP(sport=1, dport=2), ttl=1)) == []
-    assert fwd.counters["ttl_expired"] == 1
-
-
 def test_bad_ip_checksum_on_new_flow_dropped() -> None:
     fwd = make_fwd()
     pkt = Ether(src=CLI, dst=FGT1) / IP(src=C1, dst=SV, chksum=0x1234) / UDP(sport=1, dport=2)
