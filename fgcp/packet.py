@@ -64,9 +64,10 @@ ARP_REQUEST = 1
 ARP_REPLY = 2
 
 # dst MAC, ethertype, ver/IHL, total length, frag word, TTL, protocol, src, dst,
-# then the first two 16-bit words of the L4 header (ports, or ICMP type/code +
-# checksum): everything the fast path needs in one unpack (38 bytes).
-FAST = struct.Struct("!6s6xHBxHxxHBBxxIIHH")
+# then the first four 16-bit words of the L4 header (UDP: ports, length, checksum;
+# ICMP: type/code, checksum, identifier, sequence; TCP: ports, then the sequence
+# number): everything the fast path needs in one unpack (42 bytes).
+FAST = struct.Struct("!6s6xHBxHxxHBBxxIIHHHH")
 FAST_LEN = FAST.size
 TCP_HDR = struct.Struct("!IIBBH")  # seq, ack, data offset, flags, window (at L4+4)
 ARP = struct.Struct("!HHBBH6sI6sI")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from scapy.layers.inet import ICMP, IP, TCP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from fgcp.packet import (
@@ -98,10 +98,11 @@ def test_icmp_echo_reply_valid_in_scapy() -> None:
 
 
 def test_fast_struct_covers_l4_ports() -> None:
-    assert FAST.size == 38
+    assert FAST.size == 42
     frame = bytes(Ether(dst=MAC_B) / IP(src="198.51.100.10", dst="203.0.113.10", ttl=9) /
-                  TCP(sport=1234, dport=80))
-    dmac, et, vihl, totlen, frag, ttl, proto, src, dst, sport, dport = FAST.unpack_from(frame)
-    assert (dmac, et, vihl, totlen, frag, ttl, proto) == (mac_to_bytes(MAC_B), 0x800, 0x45, 40, 0,
-                                                           9, 6)
-    assert (src, dst, sport, dport) == (0xC633640A, 0xCB00710A, 1234, 80)
+                  UDP(sport=1234, dport=80, chksum=0xABCD) / b"hello")
+    dmac, et, vihl, totlen, frag, ttl, proto, src, dst, sport, dport, ulen, usum = \
+        FAST.unpack_from(frame)
+    assert (dmac, et, vihl, totlen, frag, ttl, proto) == (mac_to_bytes(MAC_B), 0x800, 0x45, 33, 0,
+                                                           9, 17)
+    assert (src, dst, sport, dport, ulen, usum) == (0xC633640A, 0xCB00710A, 1234, 80, 13, 0xABCD)
