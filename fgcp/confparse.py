@@ -8,7 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Block", "ConfigError", "Edit", "Setting", "Word", "parse", "tokenize_line"]
+__all__ = [
+    "Block",
+    "ConfigError",
+    "Edit",
+    "Setting",
+    "Word",
+    "decode",
+    "parse",
+    "split_lines",
+    "tokenize_line",
+]
 
 
 class ConfigError(ValueError):
@@ -31,7 +41,8 @@ class ConfigError(ValueError):
             return f"{where}: key {self.key!r}: {self.reason}"
         return f"{where}: {self.reason}"
 
-    def __reduce__(self):  # keep pickling (multiprocessing, pytest-xdist) working
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, int, str | None, str]]:
+        # keep pickling (multiprocessing, pytest-xdist) working
         return (type(self), (self.source, self.line, self.key, self.reason))
 
 
@@ -83,6 +94,7 @@ class Block:
 
 
 _QUOTES = ('"', "'")
+_BOM = "\ufeff"
 _COMMANDS = ("config", "edit", "set", "unset", "next", "end")
 
 
@@ -148,17 +160,48 @@ def tokenize_line(text: str, line: int, source: str = "<string>") -> list[Word]:
     return words
 
 
-def parse(text: str, source: str = "<string>") -> list[Block]:
+def decode(data: bytes, source: str = "<string>") -> str:
+    """Configuration file bytes -> text: UTF-8, an optional byte-order mark dropped.
+
+    Bytes that are not UTF-8 raise ``ConfigError`` naming the line and column.
+    """
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        return data[start:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = start + exc.start
+        line = data.count(b"\n", 0, at) + 1
+        col = at - (data.rfind(b"\n", 0, at) + 1) + 1
+        raise ConfigError(source, line, None,
+                          f"not UTF-8: byte {data[at]:#04x} at column {col}") from None
+
+
+def split_lines(text: str) -> list[str]:
+    """Lines of a configuration text: only ``\\n`` (or ``\\r\\n``) ends a line.
+
+    Form feed, NEL, U+2028 and the other characters ``str.splitlines`` also
+    breaks on stay inside their line (a comment, a quoted string); a leading
+    byte-order mark is dropped.
+    """
+    if text.startswith(_BOM):
+        text = text[1:]
+    return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+
+
+def parse(text: str | bytes, source: str = "<string>") -> list[Block]:
     """Parse a whole configuration text into its top-level ``config`` blocks.
 
     Raises ``ConfigError`` on syntax errors: unterminated quotes, unknown
     commands, ``set``/``edit``/``next``/``end`` where they cannot be, a
-    ``config`` or ``edit`` left open at the end of the text.
+    ``config`` or ``edit`` left open at the end of the text.  Bytes are
+    decoded first (``decode``: UTF-8, byte-order mark accepted).
     """
+    if isinstance(text, bytes):
+        text = decode(text, source)
     top: list[Block] = []
     # Stack of open nodes: Block or Edit, innermost last.
     stack: list[Block | Edit] = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
+    for lineno, raw in enumerate(split_lines(text), start=1):
         words = tokenize_line(raw, lineno, source)
         if not words:
             continue

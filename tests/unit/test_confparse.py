@@ -138,3 +138,48 @@ def test_config_error_str_and_pickle() -> None:
         err.reason,
     )
     assert isinstance(err, ValueError)
+
+
+# -- issue 13 item 8: line breaks, byte-order mark, encoding -----------------------------------
+
+@pytest.mark.parametrize("char", ["\x0c", "\x0b", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"])
+def test_splitlines_breaks_do_not_end_a_line_in_comments_or_quotes(char: str) -> None:
+    text = (f"config system ha  # page{char}break y\n"
+            f"    set group-name \"a{char}b\"\n"
+            "end\n")
+    (ha,) = parse(text, "x.conf")
+    (s,) = ha.settings
+    assert s.key == "group-name" and s.values[0].text == f"a{char}b" and s.line == 2
+    assert ha.end_line == 3
+
+
+def test_crlf_lines_and_line_numbers() -> None:
+    blocks = parse(TEXT.replace("\n", "\r\n"), "t.conf")
+    ha = blocks[0]
+    assert (ha.line, ha.end_line) == (2, 7)
+    assert ha.settings[0].values[0].text == 'my "lab"'
+
+
+def test_byte_order_mark_accepted_as_text_and_bytes() -> None:
+    for text in ("\ufeff" + TEXT, ("\ufeff" + TEXT).encode()):
+        blocks = parse(text, "t.conf")
+        assert [b.name for b in blocks] == ["system ha", "firewall policy"]
+        assert blocks[0].line == 2
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_non_utf8_file_error_names_file_and_line(bom: bytes) -> None:
+    data = bom + b'config system ha\n    set group-name "caf\xe9"\nend\n'
+    with pytest.raises(ConfigError) as e:
+        parse(data, "x.conf")
+    assert e.value.line == 2
+    assert str(e.value) == "x.conf:2: not UTF-8: byte 0xe9 at column 24"
+
+
+def test_load_config_accepts_bom_and_crlf(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fgcp.config import load_config
+
+    path = tmp_path / "fgt.conf"
+    path.write_bytes(b"\xef\xbb\xbfconfig system global  # a\x0cset x\xe2\x80\xa8y\r\n"
+                     b"    set hostname \"fgt1\"\r\nend\r\n")
+    assert load_config(path).hostname == "fgt1"
