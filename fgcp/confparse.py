@@ -185,7 +185,7 @@ def split_lines(text: str) -> list[str]:
     """
     if text.startswith(_BOM):
         text = text[1:]
-    return [ln[:-1] if ln.endswith("\r") else ln for ln in text.split("\n")]
+    return [ln.removesuffix("\r") for ln in text.split("\n")]
 
 
 def parse(text: str | bytes, source: str = "<string>") -> list[Block]:
