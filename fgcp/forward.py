@@ -39,7 +39,15 @@ from fgcp.packet import (
 from fgcp.policy import PolicyTable
 from fgcp.ratelimit import TokenBucket
 from fgcp.routing import ArpCache, RouteTable
-from fgcp.session import CONNECTIONLESS, PICKUP, SYNCED, Session, SessionTable, Timeouts
+from fgcp.session import (
+    CONNECTIONLESS,
+    PICKUP,
+    SYNCED,
+    Rewrite,
+    Session,
+    SessionTable,
+    Timeouts,
+)
 from fgcp.tcptrack import (
     DROP,
     PASS,
@@ -51,7 +59,7 @@ from fgcp.tcptrack import (
     track,
 )
 
-__all__ = ["Forwarder", "PortSpec"]
+__all__ = ["Forwarder", "Out", "PortSpec"]
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +76,8 @@ _BAD_INPUT = (struct.error, IndexError, ValueError)
 ICMP_ERROR_RATE = 1000.0  # ICMP errors per second (Linux net.ipv4.icmp_msgs_per_sec)
 ICMP_ERROR_BURST = 50  # Linux net.ipv4.icmp_msgs_burst
 
-# Rewrite of one direction of a session (precomputed, see Forwarder._build_rw):
-# (egress port, ARP key (port, next hop), new src, new dst, new sport (ICMP: new id),
-#  new dport, IPv4 checksum delta (incl. TTL decrement), L4 checksum delta or 0)
-_Rewrite = tuple[int, tuple[int, int], int, int, int, int, int, int]
+# frames to transmit: (egress port index, frame)
+Out = list[tuple[int, bytearray]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +182,7 @@ class Forwarder:
                 for a in self.routes.addresses(index)]
 
     # -- the per-frame path ---------------------------------------------------
-    def handle(self, port_index: int, frame: bytearray, now: float, out: list) -> None:
+    def handle(self, port_index: int, frame: bytearray, now: float, out: Out) -> None:
         """Process one received frame; append (port, frame) for each frame to send."""
         try:
             if len(frame) < 42:
@@ -328,7 +334,7 @@ class Forwarder:
             log.debug("malformed frame on port %s: %s", port_index, e)
 
     # -- slow paths -------------------------------------------------------------
-    def _slow(self, port: int, frame: bytearray, now: float, out: list) -> None:
+    def _slow(self, port: int, frame: bytearray, now: float, out: Out) -> None:
         """Everything the fast path does not handle: ARP, local-in, validation."""
         c = self.counters
         n = len(frame)
@@ -403,7 +409,7 @@ class Forwarder:
             return
         c["malformed"] += 1  # a valid TCP/UDP packet never gets here
 
-    def _local_in(self, port: int, frame: bytearray, proto: int, out: list) -> None:
+    def _local_in(self, port: int, frame: bytearray, proto: int, out: Out) -> None:
         c = self.counters
         if proto == 1 and frame[34] == ICMP_ECHO:
             if port in self._ping_ports:
@@ -414,7 +420,7 @@ class Forwarder:
             return
         c["local_in_drop"] += 1
 
-    def _arp(self, port: int, frame: bytearray, now: float, out: list) -> None:
+    def _arp(self, port: int, frame: bytearray, now: float, out: Out) -> None:
         c = self.counters
         try:
             a = parse_arp(frame)
@@ -447,7 +453,7 @@ class Forwarder:
                 return True
         return False
 
-    def _resolve(self, nhk: tuple[int, int], frame: bytearray, now: float, out: list) -> None:
+    def _resolve(self, nhk: tuple[int, int], frame: bytearray, now: float, out: Out) -> None:
         port, nh = nhk
         queued, request = self.arp.queue(port, nh, bytearray(frame), now)
         if not queued:
@@ -459,7 +465,7 @@ class Forwarder:
             self.counters["arp_request_tx"] += 1
 
     def _ttl_expired(self, port: int, frame: bytearray, src: int, dst: int, now: float,
-                     out: list[tuple[int, bytearray]]) -> None:
+                     out: Out) -> None:
         """A datagram to forward arrived with TTL 0 or 1: ICMP time exceeded, as a router."""
         c = self.counters
         c["ttl_expired"] += 1
@@ -483,7 +489,7 @@ class Forwarder:
         self._send(back, err, now, out)
 
     def _send(self, route: tuple[int, int], frame: bytearray, now: float,
-              out: list[tuple[int, bytearray]]) -> None:
+              out: Out) -> None:
         """Send a frame the member originates via ``route`` (egress port, next hop)."""
         hdr = self._arp_hdr.get(route)
         if hdr is None:
@@ -492,7 +498,7 @@ class Forwarder:
         frame[0:12] = hdr
         out.append((route[0], frame))
 
-    def _new_flow(self, port: int, frame: bytearray, now: float, out: list, proto: int,
+    def _new_flow(self, port: int, frame: bytearray, now: float, out: Out, proto: int,
                   src: int, sport: int, dst: int, dport: int, totlen: int,
                   key: tuple[int, int, int, int, int]) -> tuple[Session, int] | None:
         """Policy decision for a packet without a session; creates the session."""
@@ -582,7 +588,7 @@ class Forwarder:
             self.on_session_event("add", s)
         return s, 0
 
-    def _build_rw(self, s: Session) -> tuple[_Rewrite, _Rewrite] | None:
+    def _build_rw(self, s: Session) -> tuple[Rewrite, Rewrite] | None:
         """Precompute both directions' rewrites (egress, next hop, NAT checksum deltas)."""
         o_src, o_sport, o_dst, o_dport = s.orig
         r_src, r_sport, r_dst, r_dport = s.reply

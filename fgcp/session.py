@@ -29,6 +29,7 @@ __all__ = [
     "PROXY",
     "REPLY",
     "SYNCED",
+    "Rewrite",
     "Session",
     "SessionKey",
     "SessionTable",
@@ -48,6 +49,10 @@ ORIG = 0
 REPLY = 1
 
 SessionKey = tuple[int, int, int, int, int]  # (proto, src_ip, sport, dst_ip, dport)
+# One direction's rewrite, precomputed by the forwarder (fgcp/forward.py ``_build_rw``):
+# (egress port, ARP key (port, next hop), new src, new dst, new sport (ICMP: new id),
+#  new dport, IPv4 checksum delta (incl. TTL decrement), L4 checksum delta or 0)
+Rewrite = tuple[int, tuple[int, int], int, int, int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +118,7 @@ class Session:
     inspection: str = "flow"
     ext: dict[int, bytes] = field(default_factory=dict)
     timeout: int = 0  # idle timeout of the current state (not synced)
-    rw: object = None  # forwarder-private rewrite cache (not synced)
+    rw: tuple[Rewrite, Rewrite] | None = None  # forwarder's rewrite cache (not synced)
 
     @property
     def orig_key(self) -> SessionKey:
