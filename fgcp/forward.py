@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Interface
 
 from fgcp.checksum import TTL_DEC_DELTA, checksum, delta16, delta32, fold
+from fgcp.inspecthook import Inspector, Verdict, reset_frames
 from fgcp.model import MemberConfig
 from fgcp.nat import NatAllocator
 from fgcp.packet import (
@@ -94,8 +95,9 @@ class Forwarder:
 
     def __init__(self, cfg: MemberConfig, ports: list[PortSpec],
                  nat_range: tuple[int, int] = (1024, 65535),
-                 timeouts: Timeouts | None = None) -> None:
+                 timeouts: Timeouts | None = None, inspector: Inspector | None = None) -> None:
         self.cfg = cfg
+        self.inspector = inspector
         self.ports: dict[int, PortSpec] = {p.index: p for p in ports}
         self.port_names: dict[int, str] = {p.index: p.name for p in ports}
         self.port_index: dict[str, int] = {p.name: p.index for p in ports}
@@ -173,6 +175,8 @@ class Forwarder:
                 self.nat.release(s.nat_ip, s.proto, s.nat_port)
             self.counters["sync_install_failed"] += 1
             return False
+        if self.inspector is not None and self.inspector.on_new(s):
+            s.inspect = True
         return True
 
     def gratuitous_arps(self, index: int) -> list[tuple[int, bytearray]]:
@@ -290,8 +294,13 @@ class Forwarder:
                                 self.on_session_event("state", s)
                         if s.flags & PICKUP and not (peers[0].pickup or peers[1].pickup):
                             s.flags &= ~PICKUP
+                if s.inspect and self._inspect_tcp(s, d, frame, seq, flags, doff, totlen, rw,
+                                                   now, out):
+                    return
                 l4sum = 50
             elif proto == 17:
+                if s.inspect and self._inspect_udp(s, d, frame, w3, now):
+                    return
                 l4sum = 40
                 if d and not s.state:
                     s.state = 1  # a reply was seen: the synced copy follows
@@ -464,6 +473,34 @@ class Forwarder:
                                         BROADCAST_MAC, ZERO_MAC, nh)))
             self.counters["arp_request_tx"] += 1
 
+    # -- inspection (fgcp/inspecthook.py) ----------------------------------------
+    def _inspect_tcp(self, s: Session, d: int, frame: bytearray, seq: int, flags: int, doff: int,
+                     totlen: int, rw: tuple[Rewrite, Rewrite], now: float, out: Out) -> bool:
+        """Ask the inspector about a tracked segment; True when it must not be forwarded."""
+        payload = bytes(frame[34 + doff:14 + totlen])
+        insp = self.inspector
+        if insp is None or not (payload or flags & (_TH_FIN | _TH_RST)):
+            return False
+        v = insp.on_payload(s, d, seq, payload, flags, now)
+        if not v:
+            return False
+        if v != Verdict.RESET or s.tcp is None:
+            self.counters["inspect_drop"] += 1  # DROP, or a value we do not know: fail closed
+            return True
+        self.counters["inspect_reset"] += 1
+        for route, f in reset_frames(s, d, seq, rw):
+            self._send(route, f, now, out)
+        self.sessions.remove(s)  # reset both ways: nothing more passes (on_close, NAT freed)
+        return True
+
+    def _inspect_udp(self, s: Session, d: int, frame: bytearray, ulen: int, now: float) -> bool:
+        """Ask the inspector about a datagram; True when it must not be forwarded."""
+        insp = self.inspector
+        if insp is None or not insp.on_payload(s, d, 0, bytes(frame[42:34 + ulen]), 0, now):
+            return False
+        self.counters["inspect_drop"] += 1
+        return True
+
     def _ttl_expired(self, port: int, frame: bytearray, src: int, dst: int, now: float,
                      out: Out) -> None:
         """A datagram to forward arrived with TTL 0 or 1: ICMP time exceeded, as a router."""
@@ -584,6 +621,8 @@ class Forwarder:
                 c["session_clash"] += 1
             return None
         c["session_created"] += 1
+        if self.inspector is not None and self.inspector.on_new(s):
+            s.inspect = True
         if self.on_session_event is not None:
             self.on_session_event("add", s)
         return s, 0
@@ -615,6 +654,8 @@ class Forwarder:
         return rw
 
     def _on_remove(self, s: Session) -> None:
+        if s.inspect and self.inspector is not None:
+            self.inspector.on_close(s)
         if s.nat:
             self.nat.release(s.nat_ip, s.proto, s.nat_port)
         if self.on_session_event is not None:

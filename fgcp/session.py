@@ -119,6 +119,7 @@ class Session:
     ext: dict[int, bytes] = field(default_factory=dict)
     timeout: int = 0  # idle timeout of the current state (not synced)
     rw: tuple[Rewrite, Rewrite] | None = None  # forwarder's rewrite cache (not synced)
+    inspect: bool = False  # claimed by the forwarder's inspector (not synced, see inspecthook)
 
     @property
     def orig_key(self) -> SessionKey:
