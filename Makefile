@@ -26,7 +26,10 @@ lint: setup
 # mypy --strict (pyproject.toml [tool.mypy]) on the modules held strict-clean so far.
 TYPED := fgcp/component.py fgcp/roles.py fgcp/packetsock.py fgcp/ctl.py fgcp/daemon.py \
          fgcp/diag.py fgcp/election.py fgcp/hadiag.py fgcp/hafsm.py fgcp/hamember.py \
-         fgcp/ring.py fgcp/syncmember.py fgcp/syncdiag.py lab/bridge.py fgcplab
+         fgcp/ring.py fgcp/syncmember.py fgcp/syncdiag.py lab/bridge.py fgcplab \
+         fgcp/forward.py fgcp/packet.py fgcp/checksum.py fgcp/tcptrack.py fgcp/nat.py \
+         fgcp/session.py fgcp/policy.py fgcp/routing.py fgcp/confparse.py fgcp/ratelimit.py \
+         fgcp/inspecthook.py
 typecheck: setup
 	$(VENV)/bin/mypy --strict $(TYPED)
 

@@ -78,7 +78,7 @@ ICMP_ERROR_RATE = 1000.0  # ICMP errors per second (Linux net.ipv4.icmp_msgs_per
 ICMP_ERROR_BURST = 50  # Linux net.ipv4.icmp_msgs_burst
 
 # frames to transmit: (egress port index, frame)
-Out = list[tuple[int, bytearray]]
+Out = list[tuple[int, bytes | bytearray]]
 
 
 @dataclass(frozen=True, slots=True)
