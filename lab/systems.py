@@ -16,6 +16,7 @@ from lab.faults import FaultInjector, ReferenceFaultInjector
 from lab.scenario import Scenario
 from topologies.lab import LabNetwork, wait_until
 from topologies.reference import setup_reference
+from topologies.util import read_text
 
 
 class ExperimentError(RuntimeError):
@@ -112,9 +113,9 @@ class FgcpSystem:
         for m in lab.running_members():
             self.history[m].append(self._diag(m, "diagnose sys ha history read"))
         status = {m: self._diag(m, "get system ha status") for m in lab.running_members()}
-        logs = {m: _read(lab.member_log(m)) for m in self.sc.member_names()}
+        logs = {m: read_text(lab.member_log(m)) for m in self.sc.member_names()}
         return {
-            "member_logs": logs, "controller_log": _read(lab.controller_log),
+            "member_logs": logs, "controller_log": read_text(lab.controller_log),
             "members": {m.name: {"config": m.text, "config_source": m.source,
                                  "ha_history": "\n--- daemon restarted ---\n".join(
                                      self.history[m.name]),
@@ -179,12 +180,12 @@ class ReferenceSystem:
         members = {}
         logs = {}
         for m in self.ref.members:
-            notify = _read(m.notify_log)
-            ka = _read(m.path("keepalived.out"))
+            notify = read_text(m.notify_log)
+            ka = read_text(m.path("keepalived.out"))
             logs[m.name] = notify
             members[m.name] = {
-                "config": (f"# keepalived.conf\n{_read(m.keepalived_conf)}\n"
-                           f"# conntrackd.conf\n{_read(m.conntrackd_conf)}"),
+                "config": (f"# keepalived.conf\n{read_text(m.keepalived_conf)}\n"
+                           f"# conntrackd.conf\n{read_text(m.conntrackd_conf)}"),
                 "config_source": str(m.workdir),
                 "ha_history": notify + "\n--- keepalived ---\n" + "\n".join(
                     ka.splitlines()[-60:]),
@@ -209,13 +210,6 @@ class ReferenceSystem:
             for p in self.ref.members[0].workdir.glob("*"):
                 if p.is_file():
                     shutil.copy2(p, dest / p.name)
-
-
-def _read(path: Path) -> str:
-    try:
-        return Path(path).read_text(errors="replace")
-    except OSError:
-        return ""
 
 
 def make_system(sc: Scenario, system: str, rundir: Path) -> FgcpSystem | ReferenceSystem:

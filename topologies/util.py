@@ -1,5 +1,5 @@
-"""Process and polling helpers shared by topologies/ and lab/ (no Mininet import,
-so the probe processes in lab hosts can use them): wait_until, die_with_parent, terminate.
+"""Process, polling and file helpers shared by topologies/ and lab/ (no Mininet
+import: the probe processes use them too): wait_until, die_with_parent, terminate, read_text.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
 
@@ -47,3 +48,11 @@ def terminate(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> int | None
         except ProcessLookupError:
             pass
     return proc.returncode
+
+
+def read_text(path: str | Path) -> str:
+    """The text of a file (a log), "" when it cannot be read."""
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""

@@ -24,6 +24,7 @@ from lab.probes.common import (
     Tool,
     deadline,
     target_args,
+    touch,
 )
 from lab.probes.hosts import LabLike, Launch, ProbeHandle, duration_args, start_probes, target_ip
 
@@ -38,7 +39,8 @@ def parse_ping_output(
     text: str, gap_threshold_ms: float = 100.0, end: float | None = None
 ) -> dict[str, Any]:
     """Parse ``ping -D`` output: replies (receiver timestamps, seq, rtt),
-    loss, duplicates, gaps between replies."""
+    loss, duplicates, gaps between replies; ``reply_times`` lists the receive
+    times (sorted, duplicates left out) for gaps within a window (lab.gaps.max_gap)."""
     times: list[float] = []
     seqs: list[int] = []
     rtts: list[float] = []
@@ -77,6 +79,7 @@ def parse_ping_output(
         "gaps": [g.to_dict() for g in gaps],
         "trailing_gap": tail.to_dict() if tail else None,
         "max_rtt_ms": max(rtts) if rtts else None,
+        "reply_times": times,
     }
 
 
@@ -87,8 +90,10 @@ def run_ping(
     gap_threshold_ms: float = 100.0,
     ping: str = "ping",
     should_stop: StopCheck = lambda: False,
+    ready_file: str | None = None,
 ) -> dict[str, Any]:
-    """Run iputils ``ping -D -n -i INTERVAL -W 1 DST`` until stopped; parse it."""
+    """Run iputils ``ping -D -n -i INTERVAL -W 1 DST`` until stopped; parse it.
+    ``ready_file`` is written once the first reply has arrived."""
     if shutil.which(ping) is None:
         raise ProbeError(f"{ping} not found")
     started = time.time()
@@ -106,6 +111,8 @@ def run_ping(
         with contextlib.suppress(BlockingIOError, TypeError):
             while data := proc.stdout.read(65536):  # type: ignore[union-attr]
                 chunks.append(data)
+                if ready_file and b" bytes from " in data:
+                    touch(ready_file)
 
     try:
         while not should_stop() and time.monotonic() < until and proc.poll() is None:
@@ -130,6 +137,7 @@ def run_ping(
     return {"tool": "ping", "dst": dst, "interval": interval, "started": started,
             "ended": end, "exit_code": proc.returncode, **rep, "output_tail": tail}
 
+
 def merge_ping(reports: dict[str, Report]) -> Report:
     """The ping process's report, marked ``kind: ping``."""
     return {"kind": "ping", **reports["ping"]}
@@ -139,22 +147,26 @@ def start_ping(
     lab: LabLike, client: str = "c1", server: str = "sv1", interval: float = 0.01,
     duration: float | None = None, server_ip: str | None = None,
     gap_threshold_ms: float = 100.0, workdir: str | Path | None = None,
+    wait_reply: bool = False,
 ) -> ProbeHandle:
-    """iputils ping from ``client`` to ``server``; ``stop()`` -> ping report."""
+    """iputils ping from ``client`` to ``server``; ``stop()`` -> ping report.
+    With ``wait_reply`` it returns once the first reply has arrived."""
     args = ["--dst", target_ip(lab, server, server_ip), "--interval", str(interval),
             "--gap-threshold-ms", str(gap_threshold_ms), *duration_args(duration)]
-    return start_probes("ping", merge_ping, [Launch(lab.host(client), "ping", "ping", args)],
-                        workdir)
+    return start_probes("ping", merge_ping, [
+        Launch(lab.host(client), "ping", "ping", args, wait_ready=wait_reply)], workdir)
 
 
 def _args(sp: argparse.ArgumentParser) -> None:
     target_args(sp, port=False)
     sp.add_argument("--interval", type=float, default=0.01)
     sp.add_argument("--gap-threshold-ms", type=float, default=100.0)
+    sp.add_argument("--ready-file", help="written once the first reply has arrived")
 
 
 def _run(a: argparse.Namespace, should_stop: StopCheck) -> dict[str, Any]:
-    return run_ping(a.dst, a.interval, a.duration, a.gap_threshold_ms, should_stop=should_stop)
+    return run_ping(a.dst, a.interval, a.duration, a.gap_threshold_ms,
+                    should_stop=should_stop, ready_file=a.ready_file)
 
 
 TOOLS = (Tool("ping", "iputils ping -D, parsed", _args, _run),)
