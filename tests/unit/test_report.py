@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from lab.compare import compare_results, write_compare
 from lab.analysis import Sampler, analyze, log_errors, parse_sync_lag
+from lab.compare import compare_results, write_compare
 from lab.report import fault_table_rows, print_summary, summary_lines, write_reports
 from lab.scenario import load_scenario
 from lab.soak import soak_summary
