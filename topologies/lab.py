@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import functools
 import os
-import re
 import shutil
 import signal
 import socket
@@ -25,7 +24,9 @@ from typing import IO, Literal, Self
 from mininet.net import Mininet
 from mininet.node import Host, OVSSwitch, RemoteController
 
+from fgcp.confparse import ConfigError
 from fgcp.daemon import OFFLOADS
+from topologies.confedit import SectionMissing, section_values, set_keys
 from topologies.topo import (
     HA_BRIDGES,
     INSIDE_GATEWAY,
@@ -113,30 +114,25 @@ def cleanup_leftovers() -> list[str]:
 
 
 def config_hostnames(path: Path) -> list[str]:
-    """``set hostname "X"`` values found in a FortiOS configuration file."""
+    """The ``set hostname`` of ``config system global`` in a FortiOS configuration
+    file (read with fgcp.confparse); [] when unreadable, unparsable or not set."""
     try:
-        text = path.read_text(errors="replace")
-    except OSError:
+        words = section_values(path.read_text(errors="replace"), "system global", "hostname",
+                               str(path))
+    except (OSError, ConfigError):
         return []
-    return re.findall(r'^\s*set hostname "?([^"\s]+)"?', text, flags=re.MULTILINE)
+    return words[:1] if words else []
 
 
-def ha_config_text(text: str, settings: Mapping[str, object]) -> str:
-    """``text`` (a member configuration) with ``set <key> <value>`` lines of
-    ``config system ha`` replaced or added, e.g. {"hb-interval": 1, "override": "enable"}."""
-    lines = text.splitlines()
+def ha_config_text(text: str, settings: Mapping[str, object], source: str = "<string>") -> str:
+    """``text`` (a member configuration) with ``set <key> <value>`` of ``config
+    system ha`` rewritten or added, e.g. {"hb-interval": 1, "override": "enable"}
+    (topologies.confedit on the parsed tree). Raises LabError when the section is
+    missing, fgcp.confparse.ConfigError (naming ``source``) on a syntax error."""
     try:
-        start = next(i for i, ln in enumerate(lines) if ln.strip() == "config system ha")
-        end = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "end")
-    except StopIteration:
-        raise LabError("the configuration has no `config system ha` block") from None
-    todo = {k: str(v) for k, v in settings.items()}
-    for i in range(start + 1, end):
-        words = lines[i].split()
-        if len(words) >= 2 and words[0] == "set" and words[1] in todo:
-            lines[i] = f"    set {words[1]} {todo.pop(words[1])}"
-    lines[end:end] = [f"    set {k} {v}" for k, v in todo.items()]
-    return "\n".join(lines) + "\n"
+        return set_keys(text, "system ha", settings, source)
+    except SectionMissing as exc:
+        raise LabError(exc.reason) from None
 
 
 def write_ha_config(member: str, dest: Path, settings: Mapping[str, object],
