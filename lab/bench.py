@@ -316,6 +316,15 @@ class ModeResult:
     sent: list[float] = field(default_factory=list)
     error: str = ""
 
+    def measure_round(self, m: Measure, seconds: float) -> tuple[float, float, float]:
+        """One round: UDP pps (received, sent) then TCP bit/s, recorded; returned."""
+        pps, sent = m.udp_pps(seconds)
+        tcp = m.tcp_bps(seconds)
+        self.pps.append(pps)
+        self.sent.append(sent)
+        self.tcp.append(tcp)
+        return pps, sent, tcp
+
     @property
     def tcp_median(self) -> float:
         return statistics.median(self.tcp) if self.tcp else 0.0
@@ -338,12 +347,7 @@ def run_bench(modes: Sequence[str], runs: int, seconds: float, console: Console,
                     continue
                 try:
                     lab.set_mode(mode)
-                    m = lab.measure()
-                    pps, sent = m.udp_pps(seconds)
-                    tcp = m.tcp_bps(seconds)
-                    r.pps.append(pps)
-                    r.sent.append(sent)
-                    r.tcp.append(tcp)
+                    pps, sent, tcp = r.measure_round(lab.measure(), seconds)
                     console.log(f"round {i + 1}/{runs} {mode}: {pps / 1e3:.1f} kpps received "
                                 f"({sent / 1e3:.1f} kpps sent), TCP {tcp / 1e9:.3f} Gbit/s")
                     if lab.daemon is not None and verbose:
@@ -446,11 +450,7 @@ def run_mininet(runs: int, seconds: float, console: Console) -> list[ModeResult]
                     wait_until(lambda h=server: ":5201" in h.cmd("ss -Hltn 'sport = :5201'"), 10,
                                "iperf3 server", interval=0.05, error=BenchError)
                     for i in range(runs):
-                        pps, sent = m.udp_pps(seconds)
-                        tcp = m.tcp_bps(seconds)
-                        r.pps.append(pps)
-                        r.sent.append(sent)
-                        r.tcp.append(tcp)
+                        pps, _, tcp = r.measure_round(m, seconds)
                         console.log(f"{r.mode} run {i + 1}/{runs}: {pps / 1e3:.1f} kpps "
                                     f"received, TCP {tcp / 1e9:.3f} Gbit/s")
                 finally:

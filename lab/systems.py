@@ -23,15 +23,43 @@ class ExperimentError(RuntimeError):
     """The experiment could not be run (lab, traffic or a fault failed)."""
 
 
-class FgcpSystem:
-    """fgcpd members behind the OpenFlow fabric (topologies.lab.LabNetwork)."""
+class System:
+    """What the runner drives: ``running(status)`` (a context manager that
+    builds the system and waits until traffic passes), ``injector()``,
+    ``before_fault``, ``sample`` / ``roles_text`` (the progress loop),
+    ``finish()`` (logs, roles, settings for lab.analysis) and ``keep_logs``."""
 
-    name = "fgcp"
+    name = ""
 
     def __init__(self, sc: Scenario, rundir: Path) -> None:
         self.sc = sc
         self.rundir = rundir
         self.lab: Any = None
+
+    def wait_first_ping(self, through: str, timeout: float = 20.0) -> None:
+        """Until c1 pings sv1 (the system forwards); LabError naming ``through``."""
+        dst = self.lab.host("sv1").IP()
+        wait_until(lambda: " 0% packet loss" in self.lab.host("c1").cmd(
+            f"ping -c 1 -W 1 {dst}"), timeout, f"the first ping through {through}")
+
+    def before_fault(self, fault_kind: str, member: str | None) -> None:
+        return
+
+    def keep_logs(self, dest: Path) -> None:
+        """Copy the lab's log files (members, controller) to ``dest``."""
+        dest.mkdir(parents=True, exist_ok=True)
+        if self.lab is not None:
+            for p in self.lab.log_files():
+                shutil.copy2(p, dest / p.name)
+
+
+class FgcpSystem(System):
+    """fgcpd members behind the OpenFlow fabric (topologies.lab.LabNetwork)."""
+
+    name = "fgcp"
+
+    def __init__(self, sc: Scenario, rundir: Path) -> None:
+        super().__init__(sc, rundir)
         self.history: dict[str, list[str]] = {m: [] for m in sc.member_names()}
 
     @contextlib.contextmanager
@@ -54,9 +82,7 @@ class FgcpSystem:
 
     def _wait_traffic(self, status: Callable[[str], None]) -> None:
         status("waiting for the first ping through the cluster")
-        dst = self.lab.host("sv1").IP()
-        wait_until(lambda: " 0% packet loss" in self.lab.host("c1").cmd(
-            f"ping -c 1 -W 1 {dst}"), 20, "the first ping through the cluster")
+        self.wait_first_ping("the cluster")
 
     def wait_synced(self, status: Callable[[str], None], timeout: float = 20.0) -> None:
         """With session pickup: until every secondary's bulk sync is complete."""
@@ -129,22 +155,14 @@ class FgcpSystem:
                          "session_pickup": self.sc.pickup},
         }
 
-    def keep_logs(self, dest: Path) -> None:
-        dest.mkdir(parents=True, exist_ok=True)
-        if self.lab is not None:
-            for p in self.lab.log_files():
-                shutil.copy2(p, dest / p.name)
 
-
-class ReferenceSystem:
+class ReferenceSystem(System):
     """keepalived (VRRP) + conntrackd (FT-FW) on kernel routers fgt1/fgt2."""
 
     name = "reference"
 
     def __init__(self, sc: Scenario, rundir: Path) -> None:
-        self.sc = sc
-        self.rundir = rundir
-        self.lab: Any = None
+        super().__init__(sc, rundir)
         self.ref: Any = None
 
     @contextlib.contextmanager
@@ -157,16 +175,11 @@ class ReferenceSystem:
             with setup_reference(lab, advert_int=self.sc.advert_int(),
                                  conntrack_sync=bool(self.sc.reference["conntrack_sync"])) as ref:
                 self.ref = ref
-                dst = lab.host("sv1").IP()
-                wait_until(lambda: " 0% packet loss" in lab.host("c1").cmd(
-                    f"ping -c 1 -W 1 {dst}"), 20, "the first ping through the reference")
+                self.wait_first_ping("the reference")
                 yield
 
     def injector(self) -> ReferenceFaultInjector:
         return ReferenceFaultInjector(self.ref)
-
-    def before_fault(self, fault_kind: str, member: str | None) -> None:
-        return
 
     def sample(self, s: Sampler, now: float) -> None:
         roles = {m.name: ("master" if self.ref.holds_vip(m.name) else "backup")
@@ -202,17 +215,14 @@ class ReferenceSystem:
         }
 
     def keep_logs(self, dest: Path) -> None:
-        dest.mkdir(parents=True, exist_ok=True)
-        if self.lab is not None:
-            for p in self.lab.log_files():
-                shutil.copy2(p, dest / p.name)
+        super().keep_logs(dest)
         if self.ref is not None:
             for p in self.ref.members[0].workdir.glob("*"):
                 if p.is_file():
                     shutil.copy2(p, dest / p.name)
 
 
-def make_system(sc: Scenario, system: str, rundir: Path) -> FgcpSystem | ReferenceSystem:
+def make_system(sc: Scenario, system: str, rundir: Path) -> System:
     if system == "fgcp":
         return FgcpSystem(sc, rundir)
     if system == "reference":
