@@ -39,7 +39,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +47,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from topologies.reference import ConntrackdSpec, render_conntrackd_conf
+from topologies.util import make_run_dir
 
 FLOW_NET = "203.0.113"  # flow destinations: 203.0.113.100..., routed over the veth
 FIRST_DST_HOST = 100
@@ -287,8 +287,7 @@ def sample_until(read: Callable[[], int], target: int, timeout: float,
 @contextmanager
 def bench_env(entries: int) -> Iterator[Bench]:
     """Namespaces, veth, daemons' configs in a private run directory; all removed after."""
-    base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
-    workdir = Path(tempfile.mkdtemp(prefix="ctbench-", dir=base))
+    workdir = make_run_dir("ctbench-")
     bench = Bench(workdir, hash_limit=max(262144, 2 * entries))
     try:
         bench.setup()

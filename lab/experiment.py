@@ -10,9 +10,7 @@ conntrackd kernel routers); traffic: lab.traffic; live display: lab.progress.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from lab.progress import Progress
 from lab.scenario import Scenario
 from lab.systems import ExperimentError, check_supported, make_system
 from lab.traffic import traffic
+from topologies.util import make_run_dir
 
 __all__ = ["ExperimentError", "check_supported", "run_experiment"]
 
@@ -32,7 +31,7 @@ def run_experiment(sc: Scenario, out_dir: Path | None = None, system: str = "fgc
                    keep_logs: bool = True) -> dict[str, Any]:
     """Run ``sc`` on ``system``; returns the result (see lab.report for the files)."""
     check_supported(sc, system)
-    rundir = Path(tempfile.mkdtemp(prefix=f"fgcp-run-{system}-", dir=_run_base()))
+    rundir = make_run_dir(f"fgcp-run-{system}-")
     sys_ = make_system(sc, system, rundir)
     sampler = Sampler()
     applied: list[AppliedFault] = []
@@ -110,7 +109,3 @@ def run_experiment(sc: Scenario, out_dir: Path | None = None, system: str = "fgc
         shutil.rmtree(rundir, ignore_errors=True)
     return analyze(sc, system, t0, t_end, [a.to_dict() for a in applied], probes,
                         info, sampler)
-
-
-def _run_base() -> str:
-    return "/run" if os.access("/run", os.W_OK) else tempfile.gettempdir()

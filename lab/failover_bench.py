@@ -14,7 +14,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ from typing import Any
 from lab.analysis import first_after, log_events
 from lab.gaps import max_gap
 from lab.probes import ProbeHandle, start_ping, start_udp_streams, stop_all
-from topologies.util import read_text
+from topologies.util import make_run_dir, read_text
 
 TIMER_SETS = {"1/3": (1, 3), "2/6": (2, 6)}
 
@@ -193,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [s for s in sets if s not in TIMER_SETS]
     if bad:
         p.error(f"unknown timer sets {bad} (known: {', '.join(TIMER_SETS)})")
-    base = Path(args.rundir or tempfile.mkdtemp(prefix="fgcp-failover-", dir="/run"))
+    base = Path(args.rundir) if args.rundir else make_run_dir("fgcp-failover-")
     results = {}
     for name in sets:
         hb, thr = TIMER_SETS[name]

@@ -14,7 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Interface
@@ -35,7 +34,7 @@ from topologies.topo import (
     OUTSIDE_SWITCH,
     FgcpTopo,
 )
-from topologies.util import die_with_parent, terminate
+from topologies.util import die_with_parent, make_run_dir, terminate
 from topologies.util import wait_until as _wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -195,8 +194,7 @@ class LabNetwork:
 
     @staticmethod
     def _make_rundir() -> Path:
-        base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
-        return Path(tempfile.mkdtemp(prefix=f"fgcp-lab-{os.getpid()}-", dir=base))
+        return make_run_dir(f"fgcp-lab-{os.getpid()}-")
 
     # -- context manager --------------------------------------------------
     def __enter__(self) -> Self:

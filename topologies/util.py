@@ -1,5 +1,5 @@
 """Process, polling and file helpers shared by topologies/ and lab/ (no Mininet
-import: the probe processes use them too): wait_until, die_with_parent, terminate, read_text.
+import: the probe processes use them too): wait_until, die_with_parent, terminate, read_text, make_run_dir.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import ctypes
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -56,3 +57,10 @@ def read_text(path: str | Path) -> str:
         return Path(path).read_text(errors="replace")
     except OSError:
         return ""
+
+
+def make_run_dir(prefix: str) -> Path:
+    """A new private directory named ``prefix...`` under /run (tmpfs, root) when
+    writable, else under the system's temp directory."""
+    base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
