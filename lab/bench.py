@@ -1,4 +1,4 @@
-"""Issue-2 benchmark: 64-byte UDP pps and TCP throughput through one member.
+"""Forwarding benchmark: 64-byte UDP pps and TCP throughput through one member.
 
 Direct veth links client-ns -- member-ns -- server-ns; the Linux kernel and
 fgcpd forward the same topology in the same run, side by side (rich table).

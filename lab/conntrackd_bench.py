@@ -1,4 +1,4 @@
-"""Reference half of the issue-4 sync benchmark: conntrackd FT-FW between two namespaces.
+"""Reference half of the session sync benchmark (lab.sync_bench): conntrackd FT-FW between two namespaces.
 
 Creates kernel conntrack entries in a primary namespace and measures how fast
 conntrackd replicates them to a backup's external cache over a veth link.
@@ -316,7 +316,7 @@ def _sender_times(proc: subprocess.Popen[str], timeout: float) -> tuple[float, f
 def measure(entries: int = 100000, lag_rate: float = 1000.0, lag_seconds: float = 10.0,
             timeout: float = 120.0, senders: int = 2,
             progress: Callable[[str], None] = print) -> dict[str, object]:
-    """Run the three measurements; the result dict (issue-4 benchmark shape)."""
+    """Run the three measurements; the result dict (the shape lab.sync_bench prints beside its own)."""
     if os.geteuid() != 0:
         raise BenchError("the conntrackd benchmark needs root (network namespaces)")
     for tool in ("conntrackd", "conntrack", "ip", "nft"):

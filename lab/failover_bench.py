@@ -23,6 +23,7 @@ from typing import Any
 from lab.analysis import first_after, log_events
 from lab.gaps import max_gap
 from lab.probes import ProbeHandle, start_ping, start_udp_streams, stop_all
+from lab.report import fmt_ms
 from topologies.util import make_run_dir, read_text
 
 TIMER_SETS = {"1/3": (1, 3), "2/6": (2, 6)}
@@ -136,7 +137,8 @@ def run_set(hb_interval: int, hb_lost_threshold: int, trials: int,
 
 
 def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v * 1000:.0f}"
+    """Seconds as a whole-ms table figure."""
+    return fmt_ms(None if v is None else v * 1000)
 
 
 def summarize(results: dict[str, list[Trial]]) -> list[dict[str, Any]]:

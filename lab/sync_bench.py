@@ -1,4 +1,4 @@
-"""Issue-4 sync benchmark: fgcpd's session sync vs conntrackd FT-FW, side by side, same run.
+"""Session sync benchmark: fgcpd's session sync vs conntrackd FT-FW, side by side, same run.
 
 The fgcpd half runs the member's own sync component (fgcp.syncmember.SyncMember with
 its AF_PACKET links, a real Forwarder session table, the daemon's poll-loop pattern)
