@@ -20,7 +20,8 @@ from typing import Any
 
 from lab.gaps import gaps_above, max_gap
 from lab.iccp.server import BREAKER_POS, DOMAIN, POWER, RCB_ENABLE, SETPOINT
-from lab.probes import _die_with_parent, write_report
+from lab.probes import write_report
+from topologies.util import die_with_parent
 
 LOCAL_AP_TITLE = "1.1.1.999"
 REMOTE_AP_TITLE = "1.1.1.998"
@@ -214,7 +215,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if a.die_with_parent:
-        _die_with_parent()
+        die_with_parent()
     rep = run_client(a.dst, a.port, a.rate, a.duration, lambda: stop["flag"],
                      a.connect_timeout_ms, a.gap_threshold_ms, a.extras, a.conclude,
                      a.reports)

@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from topologies.util import die_with_parent
+
 DOMAIN = "ICC1"
 IED_NAME, LD_NAME = "ICC", "1"
 POWER = "MMXU1$MX$TotW$mag$f"
@@ -155,8 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     if a.die_with_parent:
-        from lab.probes import _die_with_parent
-        _die_with_parent()
+        die_with_parent()
     try:
         serve(a.port, a.bind, a.duration, a.ready_file, lambda: stop["flag"])
     except IccpServerError as e:
