@@ -5,12 +5,11 @@ options from the registry, signal handling, one JSON report written at the end.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
 
 import lab.probes
-from lab.probes.common import ProbeError, write_report
+from lab.probes.common import ProbeError, stop_on_signals, write_report
 from lab.probes.registry import TOOLS, tool
 from topologies.util import die_with_parent
 
@@ -37,17 +36,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parser().parse_args(argv)
-    stop = {"flag": False}
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop["flag"] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    should_stop = stop_on_signals()
     if a.die_with_parent:
         die_with_parent()
     try:
-        rep = tool(a.tool).run(a, lambda: stop["flag"])
+        rep = tool(a.tool).run(a, should_stop)
     except (ProbeError, OSError) as e:
         print(f"{a.tool}: {e}", file=sys.stderr)
         return 1

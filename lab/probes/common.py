@@ -8,6 +8,7 @@ import argparse
 import errno
 import json
 import os
+import signal
 import struct
 import time
 from collections.abc import Callable
@@ -76,3 +77,16 @@ def target_args(sp: argparse.ArgumentParser, port: bool = True) -> None:
     sp.add_argument("--dst", required=True)
     if port:
         sp.add_argument("--port", type=int, required=True)
+
+
+def stop_on_signals() -> StopCheck:
+    """Install SIGTERM/SIGINT handlers that only raise a flag; returns the
+    check a probe loop polls (the process then ends its run and reports)."""
+    stop = {"flag": False}
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop["flag"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return lambda: stop["flag"]
