@@ -23,12 +23,14 @@ stop in lab hosts, collect), ``registry`` (the kinds the CLI knows), ``cli``.
 
 from lab.probes.common import MSG, SHORT_FLAG, ProbeError, Tool, write_report
 from lab.probes.hosts import (
+    REPO_ROOT,
     HostLike,
     LabLike,
     Launch,
     LoopbackHost,
     LoopbackLab,
     ProbeHandle,
+    probe_env,
     start_probes,
     stop_all,
 )
@@ -39,9 +41,9 @@ from lab.probes.tcp_stream import merge_tcp, run_tcp_source, start_tcp_streams
 from lab.probes.udp import merge_udp, run_udp_sink, run_udp_source, start_udp_streams
 
 __all__ = [
-    "MSG", "SHORT_FLAG", "HostLike", "LabLike", "Launch", "LoopbackHost", "LoopbackLab",
-    "ProbeError", "ProbeHandle", "Tool", "failure_windows", "merge_tcp", "merge_udp",
-    "parse_ping_output", "run_ping", "run_short_tcp", "run_tcp_sink", "run_tcp_source",
-    "run_udp_sink", "run_udp_source", "start_ping", "start_probes", "start_short_tcp",
-    "start_tcp_streams", "start_udp_streams", "stop_all", "write_report",
+    "MSG", "REPO_ROOT", "SHORT_FLAG", "HostLike", "LabLike", "Launch", "LoopbackHost",
+    "LoopbackLab", "ProbeError", "ProbeHandle", "Tool", "failure_windows", "merge_tcp",
+    "merge_udp", "parse_ping_output", "probe_env", "run_ping", "run_short_tcp", "run_tcp_sink",
+    "run_tcp_source", "run_udp_sink", "run_udp_source", "start_ping", "start_probes",
+    "start_short_tcp", "start_tcp_streams", "start_udp_streams", "stop_all", "write_report",
 ]

@@ -59,7 +59,7 @@ class _Proc:
     logf: IO[bytes]
 
 
-def _env() -> dict[str, str]:
+def probe_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
@@ -92,7 +92,7 @@ class ProbeHandle:
         if wait_ready:
             cmd += ["--ready-file", str(ready)]
         logf = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        proc = host.popen(cmd, cwd=str(REPO_ROOT), env=_env(), stdout=logf,
+        proc = host.popen(cmd, cwd=str(REPO_ROOT), env=probe_env(), stdout=logf,
                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.procs.append(_Proc(role, proc, out, log, logf))
         if wait_ready:
