@@ -1,4 +1,4 @@
-"""Issue-2 benchmark: 64-byte UDP pps and TCP throughput through one member.
+"""Forwarding benchmark: 64-byte UDP pps and TCP throughput through one member.
 
 Direct veth links client-ns -- member-ns -- server-ns; the Linux kernel and
 fgcpd forward the same topology in the same run, side by side (rich table).
@@ -15,7 +15,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,10 +24,12 @@ from typing import Any, Self
 from rich.console import Console
 from rich.table import Table
 
+from fgcp.daemon import OFFLOADS
+from topologies.util import terminate, wait_until
+
 REPO = Path(__file__).resolve().parent.parent
 CLIENT_IP, MEMBER_IN, MEMBER_OUT, SERVER_IP = (
     "198.51.100.10", "198.51.100.1", "203.0.113.1", "203.0.113.10")
-OFFLOADS = ("tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off")
 UDP_PAYLOAD = 22  # 14 eth + 20 ip + 8 udp + 22 = 64-byte frames
 TARGET_PPS, TARGET_TCP = 0.30, 0.15
 MODES = {
@@ -86,15 +87,6 @@ def _run(cmd: Sequence[str], check: bool = True, timeout: float = 60) -> subproc
     if check and res.returncode != 0:
         raise BenchError(f"{' '.join(cmd)}: exit {res.returncode}: {res.stderr.strip()}")
     return res
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(interval)
-    raise BenchError(f"timed out after {timeout} s waiting for {what}")
 
 
 @dataclass
@@ -237,7 +229,7 @@ class VethLab:
                 raise BenchError(f"fgcpd exited with {daemon.returncode}:\n{self.daemon_log()}")
             return sock.exists()
 
-        wait_until(up, 15, "fgcpd's control socket")
+        wait_until(up, 15, "fgcpd's control socket", interval=0.05, error=BenchError)
 
     def daemon_log(self) -> str:
         text = ""
@@ -252,13 +244,13 @@ class VethLab:
 
     def stop_daemon(self) -> None:
         if self.daemon is not None:
-            _terminate(self.daemon)
+            terminate(self.daemon)
             self.daemon = None
 
     def close(self) -> None:
         self.stop_daemon()
         for p in self.procs:
-            _terminate(p)
+            terminate(p)
         self.procs.clear()
         for ns in self.made:
             _run(["ip", "netns", "del", ns], check=False)
@@ -316,17 +308,6 @@ class Measure:
         return received / secs, float(end["packets"]) / secs
 
 
-def _terminate(proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout)
-
-
 @dataclass
 class ModeResult:
     mode: str
@@ -334,6 +315,15 @@ class ModeResult:
     pps: list[float] = field(default_factory=list)
     sent: list[float] = field(default_factory=list)
     error: str = ""
+
+    def measure_round(self, m: Measure, seconds: float) -> tuple[float, float, float]:
+        """One round: UDP pps (received, sent) then TCP bit/s, recorded; returned."""
+        pps, sent = m.udp_pps(seconds)
+        tcp = m.tcp_bps(seconds)
+        self.pps.append(pps)
+        self.sent.append(sent)
+        self.tcp.append(tcp)
+        return pps, sent, tcp
 
     @property
     def tcp_median(self) -> float:
@@ -357,12 +347,7 @@ def run_bench(modes: Sequence[str], runs: int, seconds: float, console: Console,
                     continue
                 try:
                     lab.set_mode(mode)
-                    m = lab.measure()
-                    pps, sent = m.udp_pps(seconds)
-                    tcp = m.tcp_bps(seconds)
-                    r.pps.append(pps)
-                    r.sent.append(sent)
-                    r.tcp.append(tcp)
+                    pps, sent, tcp = r.measure_round(lab.measure(), seconds)
                     console.log(f"round {i + 1}/{runs} {mode}: {pps / 1e3:.1f} kpps received "
                                 f"({sent / 1e3:.1f} kpps sent), TCP {tcp / 1e9:.3f} Gbit/s")
                     if lab.daemon is not None and verbose:
@@ -463,17 +448,13 @@ def run_mininet(runs: int, seconds: float, console: Console) -> list[ModeResult]
                                    stderr=subprocess.DEVNULL)
                 try:
                     wait_until(lambda h=server: ":5201" in h.cmd("ss -Hltn 'sport = :5201'"), 10,
-                               "iperf3 server")
+                               "iperf3 server", interval=0.05, error=BenchError)
                     for i in range(runs):
-                        pps, sent = m.udp_pps(seconds)
-                        tcp = m.tcp_bps(seconds)
-                        r.pps.append(pps)
-                        r.sent.append(sent)
-                        r.tcp.append(tcp)
+                        pps, _, tcp = r.measure_round(m, seconds)
                         console.log(f"{r.mode} run {i + 1}/{runs}: {pps / 1e3:.1f} kpps "
                                     f"received, TCP {tcp / 1e9:.3f} Gbit/s")
                 finally:
-                    _terminate(srv)
+                    terminate(srv)
         except (LabError, BenchError) as exc:
             r.error = str(exc)
             console.log(f"[red]{r.mode} failed:[/red] {exc}")

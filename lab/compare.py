@@ -11,7 +11,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from lab.report import _img_html, _ms, result_html, write_json, write_timeline
+from lab.report import STYLE, _img_html, fmt_ms, result_html, write_json, write_timeline
 from lab.scenario import Scenario
 
 METRICS = (
@@ -82,7 +82,7 @@ def compare_results(fgcp: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]
 
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
-        return _ms(v) if abs(v) >= 10 else f"{v:.2f}"
+        return fmt_ms(v) if abs(v) >= 10 else f"{v:.2f}"
     return "-" if v is None else str(v)
 
 
@@ -120,8 +120,6 @@ def write_compare(cmp: dict[str, Any], out_dir: Path) -> dict[str, Path]:
         f"<td>{_fmt(x['reference'])}</td><td>{_fmt(x['ratio'])}</td></tr>"
         for x in cmp["table"])
     s = cmp["settings"]
-    from lab.report import STYLE
-
     doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>compare</title>"
            f"<style>{STYLE}</style></head><body><h1>{html.escape(cmp['scenario']['name'])}"
            f": fgcpd vs keepalived + conntrackd</h1>"

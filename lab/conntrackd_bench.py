@@ -1,4 +1,4 @@
-"""Reference half of the issue-4 sync benchmark: conntrackd FT-FW between two namespaces.
+"""Reference half of the session sync benchmark (lab.sync_bench): conntrackd FT-FW between two namespaces.
 
 Creates kernel conntrack entries in a primary namespace and measures how fast
 conntrackd replicates them to a backup's external cache over a veth link.
@@ -39,7 +39,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -48,6 +47,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 from topologies.reference import ConntrackdSpec, render_conntrackd_conf
+from topologies.util import make_run_dir
 
 FLOW_NET = "203.0.113"  # flow destinations: 203.0.113.100..., routed over the veth
 FIRST_DST_HOST = 100
@@ -287,8 +287,7 @@ def sample_until(read: Callable[[], int], target: int, timeout: float,
 @contextmanager
 def bench_env(entries: int) -> Iterator[Bench]:
     """Namespaces, veth, daemons' configs in a private run directory; all removed after."""
-    base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
-    workdir = Path(tempfile.mkdtemp(prefix="ctbench-", dir=base))
+    workdir = make_run_dir("ctbench-")
     bench = Bench(workdir, hash_limit=max(262144, 2 * entries))
     try:
         bench.setup()
@@ -317,7 +316,7 @@ def _sender_times(proc: subprocess.Popen[str], timeout: float) -> tuple[float, f
 def measure(entries: int = 100000, lag_rate: float = 1000.0, lag_seconds: float = 10.0,
             timeout: float = 120.0, senders: int = 2,
             progress: Callable[[str], None] = print) -> dict[str, object]:
-    """Run the three measurements; the result dict (issue-4 benchmark shape)."""
+    """Run the three measurements; the result dict (the shape lab.sync_bench prints beside its own)."""
     if os.geteuid() != 0:
         raise BenchError("the conntrackd benchmark needs root (network namespaces)")
     for tool in ("conntrackd", "conntrack", "ip", "nft"):

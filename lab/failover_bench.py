@@ -5,123 +5,32 @@ to sv1 through the cluster and, per kill, reports the gap seen by the probe
 (receiver timestamps of ping -D), the detection time (survivor's "peer lost"
 log line), the takeover time and the controller's reroute time (its log), at
 hb-interval 1 / hb-lost-threshold 3 and at the FortiOS defaults 2 / 6.
-The probe and log parsers are shared with tests/mininet/test_ha.py.
+The probes are lab.probes' (ping and UDP), the log parsing lab.analysis'.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import re
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
-PING_LINE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [\d.]+: icmp_seq=(\d+)")
-LOG_T = re.compile(r"t=(\d+\.\d+)")
+from lab.analysis import first_after, log_events
+from lab.gaps import max_gap
+from lab.probes import ProbeHandle, start_ping, start_udp_streams, stop_all
+from lab.report import fmt_ms
+from topologies.util import make_run_dir, read_text
 
 TIMER_SETS = {"1/3": (1, 3), "2/6": (2, 6)}
 
 
 class BenchError(RuntimeError):
     """A trial could not be run or measured."""
-
-
-# ----------------------------------------------------------------------------- probe
-
-
-def parse_ping(text: str) -> list[tuple[float, int]]:
-    """(receive time, icmp_seq) of every reply line of ``ping -D`` output."""
-    out = []
-    for line in text.splitlines():
-        m = PING_LINE.match(line.strip())
-        if m:
-            out.append((float(m.group(1)), int(m.group(2))))
-    return out
-
-
-def max_gap(replies: Sequence[tuple[float, int]], start: float | None = None,
-            end: float | None = None) -> tuple[float, float]:
-    """Longest time between consecutive replies (within [start, end] when given);
-    returns (gap seconds, time the gap began).  No reply at all: (inf, start)."""
-    times = sorted(t for t, _ in replies
-                   if (start is None or t >= start) and (end is None or t <= end))
-    if start is not None and (not times or times[0] > start):
-        times.insert(0, start)
-    if end is not None and (not times or times[-1] < end):
-        times.append(end)
-    if len(times) < 2:
-        return float("inf"), start or 0.0
-    best, at = 0.0, times[0]
-    for a, b in itertools.pairwise(times):
-        if b - a > best:
-            best, at = b - a, a
-    return best, at
-
-
-class PingProbe:
-    """``ping -D -n -i <interval>`` from a Mininet host; ``stop()`` -> replies."""
-
-    def __init__(self, host: Any, dst: str, interval: float = 0.01) -> None:
-        self.host = host
-        self.dst = dst
-        self.interval = interval
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.out = tempfile.NamedTemporaryFile(prefix="fgcp-ping-", suffix=".txt")  # noqa: SIM115
-        self.started = 0.0
-
-    def start(self) -> Self:
-        self.started = time.time()
-        self.proc = self.host.popen(
-            ["ping", "-D", "-n", "-i", str(self.interval), "-W", "1", self.dst],
-            stdout=self.out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        return self
-
-    def stop(self) -> list[tuple[float, int]]:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.out.flush()
-        text = Path(self.out.name).read_text(errors="replace")
-        self.out.close()
-        return parse_ping(text)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.stop()
-
-
-# ----------------------------------------------------------------------------- logs
-
-
-def first_log_time(path: Path, needle: str, after: float) -> float | None:
-    """The ``t=`` of the first line containing ``needle`` with t >= ``after``."""
-    try:
-        text = path.read_text(errors="replace")
-    except OSError:
-        return None
-    for line in text.splitlines():
-        if needle in line:
-            m = LOG_T.search(line)
-            if m and float(m.group(1)) >= after:
-                return float(m.group(1))
-    return None
 
 
 @dataclass
@@ -151,14 +60,13 @@ def kill_trial(lab: Any, client: str = "c1", server_ip: str = "203.0.113.11",
     if primary is None:
         raise BenchError("no HA primary (standalone configuration?)")
     others = [m for m in lab.running_members() if m != primary]
-    stream = None
-    if udp:
-        from lab.probes import start_udp_streams
-
-        stream = start_udp_streams(lab, client, interval=0.01,
-                                   workdir=lab.rundir / "probes")
-    probe = PingProbe(lab.host(client), server_ip).start()
+    handles: dict[str, ProbeHandle] = {}
     try:
+        if udp:
+            handles["udp"] = start_udp_streams(lab, client, interval=0.01,
+                                               workdir=lab.rundir / "probes")
+        handles["ping"] = start_ping(lab, client, server_ip=server_ip,
+                                     workdir=lab.rundir / "ping", wait_reply=True)
         time.sleep(warmup)
         t_kill = lab.kill_daemon(primary)
         deadline = time.time() + timeout
@@ -171,19 +79,21 @@ def kill_trial(lab: Any, client: str = "c1", server_ip: str = "203.0.113.11",
             raise BenchError(f"no member took over within {timeout:.0f} s after killing {primary}")
         time.sleep(settle)
     finally:
-        replies = probe.stop()
-        udp_result = stream.stop() if stream is not None else None
-    gap, _ = max_gap(replies, start=t_kill - warmup / 2, end=time.time() - 0.1)
+        results = stop_all(handles)
+    replies = results["ping"]["reply_times"]
+    udp_result = results.get("udp")
+    g = max_gap(replies, start=t_kill - warmup / 2, end=time.time() - 0.1)
     udp_ms = udp_result["summary"]["max_gap_ms"] if udp_result else None
-    log = lab.member_log(new)
+    log = read_text(lab.member_log(new))
+    ctl_log = read_text(lab.controller_log)
     trial = Trial(
         killed=primary,
         new_primary=new,
-        gap=gap,
+        gap=(g.end - g.start) if g else float("inf"),
         udp_gap=None if udp_ms is None else udp_ms / 1000.0,
-        detect=_since(first_log_time(log, "HA peer lost", t_kill), t_kill),
-        takeover=_since(first_log_time(log, "HA became primary", t_kill), t_kill),
-        reroute=_since(first_log_time(lab.controller_log, "reroute t=", t_kill), t_kill),
+        detect=_since(first_after(log_events(log, "HA peer lost"), t_kill), t_kill),
+        takeover=_since(first_after(log_events(log, "HA became primary"), t_kill), t_kill),
+        reroute=_since(first_after(log_events(ctl_log, "reroute t="), t_kill), t_kill),
     )
     lab.start_daemon(primary)
     lab.wait_ha_stable()
@@ -227,7 +137,8 @@ def run_set(hb_interval: int, hb_lost_threshold: int, trials: int,
 
 
 def _ms(v: float | None) -> str:
-    return "-" if v is None else f"{v * 1000:.0f}"
+    """Seconds as a whole-ms table figure."""
+    return fmt_ms(None if v is None else v * 1000)
 
 
 def summarize(results: dict[str, list[Trial]]) -> list[dict[str, Any]]:
@@ -283,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [s for s in sets if s not in TIMER_SETS]
     if bad:
         p.error(f"unknown timer sets {bad} (known: {', '.join(TIMER_SETS)})")
-    base = Path(args.rundir or tempfile.mkdtemp(prefix="fgcp-failover-", dir="/run"))
+    base = Path(args.rundir) if args.rundir else make_run_dir("fgcp-failover-")
     results = {}
     for name in sets:
         hb, thr = TIMER_SETS[name]

@@ -37,8 +37,19 @@ class Gap:
         return cls(float(d["start"]), float(d["end"]), bool(d.get("resumed", True)))
 
 
-def max_gap(times: Sequence[float]) -> Gap | None:
-    """The longest interval between consecutive (sorted) arrival times."""
+def max_gap(times: Sequence[float], start: float | None = None,
+            end: float | None = None) -> Gap | None:
+    """The longest interval between consecutive arrival times; with ``start``
+    / ``end`` only within [start, end], the silence from ``start`` to the first
+    arrival and from the last arrival to ``end`` counting too (no arrival at
+    all: the whole window). None with fewer than two times to compare."""
+    if start is not None or end is not None:
+        times = sorted(t for t in times
+                       if (start is None or t >= start) and (end is None or t <= end))
+        if start is not None and (not times or times[0] > start):
+            times.insert(0, start)
+        if end is not None and (not times or times[-1] < end):
+            times.append(end)
     best: Gap | None = None
     for a, b in itertools.pairwise(times):
         if best is None or b - a > best.end - best.start:

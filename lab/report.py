@@ -25,7 +25,8 @@ class ReportError(RuntimeError):
     """A report file could not be written."""
 
 
-def _ms(v: float | None) -> str:
+def fmt_ms(v: float | None) -> str:
+    """A millisecond figure for tables: whole ms, "-" when absent."""
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "-"
     return f"{v:.0f}"
@@ -33,7 +34,7 @@ def _ms(v: float | None) -> str:
 
 def _gap(v: float | None) -> str:
     """A per-fault outage: 0 means no silence above the probes' 100 ms threshold."""
-    return "<100" if v == 0 else _ms(v)
+    return "<100" if v == 0 else fmt_ms(v)
 
 
 # -- table ---------------------------------------------------------------------
@@ -49,7 +50,7 @@ def fault_table_rows(result: dict[str, Any]) -> list[list[str]]:
             kept = f"{tcp['flows'] - tcp['not_resumed']}/{tcp['flows']}"
         rows.append([
             f"+{f['t'] - t0:.2f}", f["kind"], f["member"], f.get("new_primary") or "-",
-            _ms(f.get("detect_ms")), _ms(f.get("takeover_ms")), _ms(f.get("reroute_ms")),
+            fmt_ms(f.get("detect_ms")), fmt_ms(f.get("takeover_ms")), fmt_ms(f.get("reroute_ms")),
             kept, _gap((tcp or {}).get("max_gap_ms")),
             _gap((tr.get("udp") or {}).get("max_gap_ms")),
             _gap((tr.get("ping") or {}).get("max_gap_ms")),
@@ -71,22 +72,22 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     if "tcp" in s:
         t = s["tcp"]
         out.append(f"TCP streams: {t['survived']}/{t['flows']} survived, max gap "
-                   f"{_ms(t['max_gap_ms'])} ms (p50 {_ms(t['gap_ms']['p50'])}), "
+                   f"{fmt_ms(t['max_gap_ms'])} ms (p50 {fmt_ms(t['gap_ms']['p50'])}), "
                    f"{t['lost_bytes']} bytes lost, {t['dup_bytes']} duplicated")
     for kind in ("udp", "ping"):
         if kind in s:
             u = s[kind]
             out.append(f"{KIND_LABEL[kind]}: {u['resumed']}/{u['flows']} resumed, max gap "
-                       f"{_ms(u['max_gap_ms'])} ms, {u['lost']} lost, "
+                       f"{fmt_ms(u['max_gap_ms'])} ms, {u['lost']} lost, "
                        f"{u['duplicates']} duplicated")
     if "short_tcp" in s:
         u = s["short_tcp"]
         out.append(f"short TCP: {u['ok']}/{u['attempts']} ok, {u['failed']} failed, longest "
-                   f"failure window {_ms(u['max_failure_window_ms'])} ms")
+                   f"failure window {fmt_ms(u['max_failure_window_ms'])} ms")
     c = result["cluster"]
     lag = c["sync_lag"]
     if lag["samples"]:
-        out.append(f"sync lag: max {_ms(lag['max_oldest_unacked_ms'])} ms oldest unacked, "
+        out.append(f"sync lag: max {fmt_ms(lag['max_oldest_unacked_ms'])} ms oldest unacked, "
                    f"max {lag['max_unacked_records']} unacked records "
                    f"({lag['samples']} samples)")
     sb = c["split_brain"]
@@ -257,7 +258,7 @@ def result_html(result: dict[str, Any], png: Path | None = None) -> str:
     parts += [f"<li>{html.escape(line)}</li>" for line in summary_lines(result)]
     parts.append("</ul>")
     parts.append(_img_html(png))
-    flows = [[r["id"], "yes" if r["survived"] else "no", _ms(r.get("max_gap_ms")),
+    flows = [[r["id"], "yes" if r["survived"] else "no", fmt_ms(r.get("max_gap_ms")),
               str(r.get("lost_bytes") if r.get("lost_bytes") is not None else "-"),
               str(r.get("dup_bytes") if r.get("dup_bytes") is not None else "-"),
               str(r.get("error") or "")]

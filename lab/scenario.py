@@ -221,7 +221,7 @@ def _member_specs(ctx: _Ctx, raw: object, names: list[str], ha: Mapping[str, Any
                 raise ctx.fail(conf_key, f"no such file {path}{what}")
             text, source = path.read_text(), str(path)
         try:
-            text = ha_config_text(text, ha)
+            text = ha_config_text(text, ha, f"{key} ({source})")
             parse_config(text, f"{key} ({source})")
         except (ConfigError, LabError) as exc:
             raise ctx.fail(conf_key, str(exc)) from None

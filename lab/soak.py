@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 from lab.gaps import percentiles
+from lab.report import fmt_ms
 from lab.scenario import Fault, Scenario
 
 
@@ -67,8 +68,6 @@ def print_soak(summary: dict[str, Any], console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from lab.report import _ms
-
     console = console or Console()
     table = Table(title=f"soak: {summary['failovers']} failovers")
     for col in ("#", "killed", "new primary", "TCP kept", "max gap ms", "detect ms",
@@ -76,12 +75,12 @@ def print_soak(summary: dict[str, Any], console: Any = None) -> None:
         table.add_column(col, justify="right")
     for i, r in enumerate(summary["per_failover"], 1):
         table.add_row(str(i), r["killed"], r["new_primary"] or "-",
-                      f"{r['tcp_kept']}/{r['tcp_flows']}", _ms(r["max_gap_ms"]),
-                      _ms(r["detect_ms"]), _ms(r["reroute_ms"]))
+                      f"{r['tcp_kept']}/{r['tcp_flows']}", fmt_ms(r["max_gap_ms"]),
+                      fmt_ms(r["detect_ms"]), fmt_ms(r["reroute_ms"]))
     console.print(table)
     g = summary["gap_ms"]
-    console.print(f"  gap distribution (max TCP gap per failover): p50 {_ms(g['p50'])} ms, "
-                  f"p90 {_ms(g['p90'])} ms, max {_ms(g['max'])} ms; primary alternated: "
+    console.print(f"  gap distribution (max TCP gap per failover): p50 {fmt_ms(g['p50'])} ms, "
+                  f"p90 {fmt_ms(g['p90'])} ms, max {fmt_ms(g['max'])} ms; primary alternated: "
                   f"{'yes' if summary['alternated'] else 'no'}; TCP streams surviving the "
                   f"whole soak: {summary['tcp_survived']}/{summary['tcp_flows']}; member "
                   f"errors: {summary['member_errors'] or 'none'}", highlight=False)

@@ -1,4 +1,4 @@
-"""Issue-4 sync benchmark: fgcpd's session sync vs conntrackd FT-FW, side by side, same run.
+"""Session sync benchmark: fgcpd's session sync vs conntrackd FT-FW, side by side, same run.
 
 The fgcpd half runs the member's own sync component (fgcp.syncmember.SyncMember with
 its AF_PACKET links, a real Forwarder session table, the daemon's poll-loop pattern)
@@ -37,13 +37,14 @@ import select
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import IO, Any
+
+from topologies.util import make_run_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "topologies" / "configs"
@@ -346,8 +347,7 @@ def _run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]
 
 @contextmanager
 def netns_pair() -> Iterator[tuple[NetnsPair, Path]]:
-    base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
-    workdir = Path(tempfile.mkdtemp(prefix="fsbench-", dir=base))
+    workdir = make_run_dir("fsbench-")
     pair = NetnsPair(workdir)
     try:
         pair.setup()

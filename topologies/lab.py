@@ -7,16 +7,15 @@ tears down what it started (daemons, controller, Mininet) on exit or error.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import IO, Literal, Self
@@ -24,6 +23,9 @@ from typing import IO, Literal, Self
 from mininet.net import Mininet
 from mininet.node import Host, OVSSwitch, RemoteController
 
+from fgcp.confparse import ConfigError
+from fgcp.daemon import OFFLOADS
+from topologies.confedit import SectionMissing, section_values, set_keys
 from topologies.topo import (
     HA_BRIDGES,
     INSIDE_GATEWAY,
@@ -32,16 +34,21 @@ from topologies.topo import (
     OUTSIDE_SWITCH,
     FgcpTopo,
 )
+from topologies.util import die_with_parent, make_run_dir, terminate
+from topologies.util import wait_until as _wait_until
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 MemberMode = Literal["fgcpd", "kernel"]
 LOCK_PATH = Path("/run/fgcp-lab.lock")  # held (flock) by the one running lab
-OFFLOADS = ("tx", "rx", "tso", "gso", "gro")
 
 
 class LabError(RuntimeError):
     """The lab could not be started (or a step of it failed)."""
+
+
+# poll until true, raising LabError on timeout (topologies.util.wait_until)
+wait_until = functools.partial(_wait_until, error=LabError)
 
 
 class LabController(RemoteController):
@@ -65,25 +72,6 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def wait_until(
-    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1
-) -> None:
-    """Poll ``check`` until true; raise LabError naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise LabError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
-
-
-def _die_with_parent() -> None:
-    """preexec_fn: SIGTERM the child when the lab process dies (even by SIGKILL)."""
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
@@ -125,30 +113,25 @@ def cleanup_leftovers() -> list[str]:
 
 
 def config_hostnames(path: Path) -> list[str]:
-    """``set hostname "X"`` values found in a FortiOS configuration file."""
+    """The ``set hostname`` of ``config system global`` in a FortiOS configuration
+    file (read with fgcp.confparse); [] when unreadable, unparsable or not set."""
     try:
-        text = path.read_text(errors="replace")
-    except OSError:
+        words = section_values(path.read_text(errors="replace"), "system global", "hostname",
+                               str(path))
+    except (OSError, ConfigError):
         return []
-    return re.findall(r'^\s*set hostname "?([^"\s]+)"?', text, flags=re.MULTILINE)
+    return words[:1] if words else []
 
 
-def ha_config_text(text: str, settings: Mapping[str, object]) -> str:
-    """``text`` (a member configuration) with ``set <key> <value>`` lines of
-    ``config system ha`` replaced or added, e.g. {"hb-interval": 1, "override": "enable"}."""
-    lines = text.splitlines()
+def ha_config_text(text: str, settings: Mapping[str, object], source: str = "<string>") -> str:
+    """``text`` (a member configuration) with ``set <key> <value>`` of ``config
+    system ha`` rewritten or added, e.g. {"hb-interval": 1, "override": "enable"}
+    (topologies.confedit on the parsed tree). Raises LabError when the section is
+    missing, fgcp.confparse.ConfigError (naming ``source``) on a syntax error."""
     try:
-        start = next(i for i, ln in enumerate(lines) if ln.strip() == "config system ha")
-        end = next(i for i in range(start + 1, len(lines)) if lines[i].strip() == "end")
-    except StopIteration:
-        raise LabError("the configuration has no `config system ha` block") from None
-    todo = {k: str(v) for k, v in settings.items()}
-    for i in range(start + 1, end):
-        words = lines[i].split()
-        if len(words) >= 2 and words[0] == "set" and words[1] in todo:
-            lines[i] = f"    set {words[1]} {todo.pop(words[1])}"
-    lines[end:end] = [f"    set {k} {v}" for k, v in todo.items()]
-    return "\n".join(lines) + "\n"
+        return set_keys(text, "system ha", settings, source)
+    except SectionMissing as exc:
+        raise LabError(exc.reason) from None
 
 
 def write_ha_config(member: str, dest: Path, settings: Mapping[str, object],
@@ -211,8 +194,7 @@ class LabNetwork:
 
     @staticmethod
     def _make_rundir() -> Path:
-        base = Path("/run") if os.access("/run", os.W_OK) else Path(tempfile.gettempdir())
-        return Path(tempfile.mkdtemp(prefix=f"fgcp-lab-{os.getpid()}-", dir=base))
+        return make_run_dir(f"fgcp-lab-{os.getpid()}-")
 
     # -- context manager --------------------------------------------------
     def __enter__(self) -> Self:
@@ -337,11 +319,11 @@ class LabNetwork:
             for intf in host.intfNames():
                 if intf != "lo":
                     host.cmd(f"sysctl -qw net.ipv6.conf.{intf}.disable_ipv6=1")
-                    host.cmd(f"ethtool -K {intf} {' off '.join(OFFLOADS)} off")
+                    host.cmd(f"ethtool -K {intf} {' '.join(OFFLOADS)}")
         for switch in self.net.switches:
             for intf in switch.intfNames():
                 if intf != "lo":
-                    switch.cmd(f"ethtool -K {intf} {' off '.join(OFFLOADS)} off")
+                    switch.cmd(f"ethtool -K {intf} {' '.join(OFFLOADS)}")
 
     def _configure_member(self, name: str) -> None:
         host = self.host(name)
@@ -384,7 +366,7 @@ class LabNetwork:
              "--log", str(self.controller_log)],
             cwd=REPO_ROOT, env=self._env(), stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - the lab starts no threads
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - the lab starts no threads
         )
 
         def listening() -> bool:
@@ -428,7 +410,7 @@ class LabNetwork:
         self.daemons[name] = self.host(name).popen(
             cmd, cwd=str(REPO_ROOT), env=self._env(), stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,  # the lab process starts no threads
+            preexec_fn=die_with_parent,  # the lab process starts no threads
         )
 
     def _wait_daemon(self, name: str) -> None:
@@ -545,7 +527,7 @@ class LabNetwork:
         proc = self.daemons.pop(name, None)
         if proc is None:
             return None
-        return _terminate(proc, timeout)
+        return terminate(proc, timeout)
 
     def stop(self) -> None:
         """Tear down everything this lab started; safe to call twice."""
@@ -560,7 +542,7 @@ class LabNetwork:
             finally:
                 if self.controller is not None:
                     proc, self.controller = self.controller, None
-                    _terminate(proc, 5.0)
+                    terminate(proc, 5.0)
                 for f in self._files:
                     f.close()
                 self._files.clear()
@@ -572,16 +554,3 @@ class LabNetwork:
         """Delete the run directory if this lab created it."""
         if self._own_rundir and self._rundir is not None:
             shutil.rmtree(self._rundir, ignore_errors=True)
-
-
-def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> int | None:
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-        except ProcessLookupError:
-            pass
-    return proc.returncode

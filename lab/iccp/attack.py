@@ -28,7 +28,8 @@ from typing import Any
 from inspection.iccp import IccpDecoder, IccpEvent
 from inspection.iccp.frames import iccp_dt, mms_write, spc_oper
 from lab.iccp.server import BREAKER_OPER, DOMAIN
-from lab.probes import _die_with_parent, write_report
+from lab.probes import write_report
+from topologies.util import die_with_parent
 
 # The real client's first two TPKTs (COTP CR, then CN SPDU / CP-type / AARQ / initiate)
 COTP_CR = bytes.fromhex("0300001611e00000000100c0010dc2020001c1020001")
@@ -168,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--die-with-parent", action="store_true")
     a = p.parse_args(argv)
     if a.die_with_parent:
-        _die_with_parent()
+        die_with_parent()
     rep = run_attack(a.dst, a.port, a.split, _between(a.pause, a.wait_signal, a.ready_file),
                      a.timeout, a.item)
     write_report(a.out, rep)

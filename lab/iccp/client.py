@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +19,8 @@ from typing import Any
 
 from lab.gaps import gaps_above, max_gap
 from lab.iccp.server import BREAKER_POS, DOMAIN, POWER, RCB_ENABLE, SETPOINT
-from lab.probes import _die_with_parent, write_report
+from lab.probes.common import stop_on_signals, write_report
+from topologies.util import die_with_parent
 
 LOCAL_AP_TITLE = "1.1.1.999"
 REMOTE_AP_TITLE = "1.1.1.998"
@@ -206,16 +206,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="JSON report path")
     p.add_argument("--die-with-parent", action="store_true")
     a = p.parse_args(argv)
-    stop = {"flag": False}
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop["flag"] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    should_stop = stop_on_signals()
     if a.die_with_parent:
-        _die_with_parent()
-    rep = run_client(a.dst, a.port, a.rate, a.duration, lambda: stop["flag"],
+        die_with_parent()
+    rep = run_client(a.dst, a.port, a.rate, a.duration, should_stop,
                      a.connect_timeout_ms, a.gap_threshold_ms, a.extras, a.conclude,
                      a.reports)
     write_report(a.out, rep)

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import math
-import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+from lab.probes.common import stop_on_signals
+from topologies.util import die_with_parent
 
 DOMAIN = "ICC1"
 IED_NAME, LD_NAME = "ICC", "1"
@@ -147,18 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ready-file")
     p.add_argument("--die-with-parent", action="store_true")
     a = p.parse_args(argv)
-    stop = {"flag": False}
-
-    def on_signal(signum: int, frame: object) -> None:
-        stop["flag"] = True
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    should_stop = stop_on_signals()
     if a.die_with_parent:
-        from lab.probes import _die_with_parent
-        _die_with_parent()
+        die_with_parent()
     try:
-        serve(a.port, a.bind, a.duration, a.ready_file, lambda: stop["flag"])
+        serve(a.port, a.bind, a.duration, a.ready_file, should_stop)
     except IccpServerError as e:
         print(f"iccp server: {e}", file=sys.stderr)
         return 1

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.failover_bench import PingProbe, max_gap
+from lab.gaps import max_gap
+from lab.probes import start_ping
 from tests.conftest import ARTEFACTS, keep_artefacts
 from topologies.lab import REPO_ROOT, LabNetwork, wait_until, write_ha_config
 
@@ -100,7 +101,7 @@ def measure(lab: LabNetwork, act: Callable[[], float], expect: str,
             settle: float = 0.8) -> float:
     """Run ``act`` under a 10 ms ping; wait until ``expect`` is the agreed primary;
     return the longest ping gap around it (seconds)."""
-    probe = PingProbe(lab.host("c1"), SV1).start()
+    probe = start_ping(lab, "c1", server_ip=SV1, wait_reply=True)
     try:
         time.sleep(0.5)
         t0 = act()
@@ -108,8 +109,10 @@ def measure(lab: LabNetwork, act: Callable[[], float], expect: str,
                    f"{expect} to become primary")
         time.sleep(settle)
     finally:
-        replies = probe.stop()
-    gap, at = max_gap(replies, start=t0 - 0.2, end=time.time() - 0.1)
+        replies = probe.stop()["reply_times"]
+    g = max_gap(replies, start=t0 - 0.2, end=time.time() - 0.1)
+    assert g is not None
+    gap, at = g.end - g.start, g.start
     print(f"gap {gap * 1000:.0f} ms at +{(at - t0) * 1000:.0f} ms after the event")
     if gap > BUDGET:
         print(timeline(lab, t0 - 0.5))

@@ -11,14 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from inspection.iccp import ICCP_PORT
-from lab.probes import REPO_ROOT, HostLike, _env
+from lab.probes import REPO_ROOT, HostLike, probe_env
 from topologies.lab import LabNetwork
 
 SV1 = "203.0.113.11"
 
 
 def _run(host: HostLike, args: list[str], timeout: float) -> int:
-    proc = host.popen([sys.executable, *args], cwd=str(REPO_ROOT), env=_env(),
+    proc = host.popen([sys.executable, *args], cwd=str(REPO_ROOT), env=probe_env(),
                       stdin=subprocess.DEVNULL)
     return int(proc.wait(timeout))
 
@@ -30,7 +30,7 @@ def test_iccp_association_reads_writes_and_split_write_through_fgcpd(
         srv = lab.host("sv1").popen(
             [sys.executable, "-m", "lab.iccp.server", "--port", str(ICCP_PORT),
              "--ready-file", str(ready), "--die-with-parent"],
-            cwd=str(REPO_ROOT), env=_env(), stdin=subprocess.DEVNULL)
+            cwd=str(REPO_ROOT), env=probe_env(), stdin=subprocess.DEVNULL)
         try:
             for _ in range(200):
                 if ready.exists():

@@ -45,6 +45,22 @@ def test_gaps_above_lists_every_hole_in_order_and_ignores_small_ones() -> None:
     assert gaps_above(times, 2000) == []
 
 
+def test_max_gap_within_a_window_counts_the_silence_at_its_edges() -> None:
+    times = stream(0.0, 10.0, holes=((1.0, 1.8), (5.0, 5.3)))
+    # the 800 ms hole lies outside the window: the 300 ms one is the longest inside
+    g = max_gap(times, start=4.0, end=6.0)
+    assert g is not None and (round(g.start, 2), round(g.duration_ms)) == (5.0, 300)
+    # traffic that never resumes inside the window: the silence runs to its end
+    g = max_gap(times, start=9.0, end=12.0)
+    assert g is not None and g.end == 12.0 and round(g.duration_ms) == 2010
+    # a window starting inside a hole: from the window's start to the first arrival
+    g = max_gap(times, start=1.5, end=1.9)
+    assert g is not None and (g.start, round(g.end, 2)) == (1.5, 1.8)
+    # no arrival in the window at all: the whole window
+    g = max_gap([], start=2.0, end=3.0)
+    assert g is not None and (g.start, g.end) == (2.0, 3.0)
+
+
 def test_no_gap_without_two_arrivals() -> None:
     assert max_gap([]) is None
     assert max_gap([1.0]) is None

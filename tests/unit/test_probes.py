@@ -188,16 +188,20 @@ def test_parse_ping_finds_the_hole_the_loss_and_the_duplicate() -> None:
     assert r["max_gap"]["start"] == 1000.01
     assert [round(g["duration_ms"]) for g in r["gaps"]] == [350]
     assert r["trailing_gap"]["resumed"] is False  # silent 130 ms before the end
+    # receive times of the replies, duplicates left out (for windowed gaps)
+    assert r["reply_times"] == [1000.0, 1000.01, 1000.36, 1000.37]
 
 
 @pytest.mark.skipif(shutil.which("ping") is None, reason="iputils ping not installed")
 def test_real_ping_over_loopback(tmp_path: Path) -> None:
-    h = start_ping(LoopbackLab(), interval=0.02, workdir=tmp_path)
+    h = start_ping(LoopbackLab(), interval=0.02, workdir=tmp_path, wait_reply=True)
     try:
+        assert (tmp_path / "ping.ready").exists()  # returned after the first reply
         time.sleep(1.0)
     finally:
         res = h.stop()
     assert res["transmitted"] and res["transmitted"] >= 20, res["output_tail"]
+    assert len(res["reply_times"]) == res["received"]
     assert res["received"] == res["transmitted"] and res["lost"] == 0
     assert res["max_gap_ms"] < 300
 

@@ -1,4 +1,4 @@
-"""Experiment reports from a synthetic run (no lab): the metrics lab.experiment derives
+"""Experiment reports from a synthetic run (no lab): the metrics lab.analysis derives
 from probe reports and logs, and the JSON, PNG and HTML files lab.report writes."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from lab.analysis import Sampler, analyze, log_errors, parse_sync_lag
 from lab.compare import compare_results, write_compare
-from lab.experiment import Sampler, build_result, log_errors, parse_sync_lag
 from lab.report import fault_table_rows, print_summary, summary_lines, write_reports
 from lab.scenario import load_scenario
 from lab.soak import soak_summary
@@ -85,7 +85,7 @@ def synthetic(system: str = "fgcp", survivors: int = 4, outage: float = 0.35) ->
     sampler.add_roles(T0, {"fgt1": "work", "fgt2": "standby"})
     sampler.add_roles(KILL + 0.4, {"fgt2": "work"})
     sampler.sync_lag.append((T0 + 1, 3, 12.5))
-    return build_result(load_scenario("default"), system, T0, T0 + 5.2, applied, probes, info,
+    return analyze(load_scenario("default"), system, T0, T0 + 5.2, applied, probes, info,
                         sampler)
 
 
@@ -169,7 +169,7 @@ def test_parse_sync_lag() -> None:
 
 
 def test_expectations_checked_against_the_result() -> None:
-    from lab.experiment import check_expectations
+    from lab.analysis import check_expectations
 
     r = synthetic(survivors=3)
     assert check_expectations({"tcp_survived": 3}, r) == []
