@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,27 +17,50 @@ from typing import Any
 
 import pytest
 
+from fgcp.config import load_config
 from fgcp.syncmember import DELAY_SCALE_ENV
 from lab.probes import start_ping, start_short_tcp, start_tcp_streams, start_udp_streams
-from tests.conftest import ARTEFACTS, keep_artefacts
+from tests.evidence import Evidence, kept_rundir
 from topologies.lab import CONFIG_DIR, LabNetwork, wait_until, write_ha_config
 
 SV1 = "203.0.113.11"
 CONNS = 200
 RATE = 20  # messages/s per TCP connection
 LOSS_TABLE = "fgcpsyncloss"
+UDP_INTERVAL = PING_INTERVAL = 0.01  # s between datagrams of one UDP flow / pings
+# after the peer is declared lost: the synced sessions' install, the new primary's GARPs
+# and the fabric's reroute (the budget of test_ha.py, README)
+REROUTE_MARGIN = 0.3
+
+
+def outage_budget(member: str = "fgt2") -> float:
+    """Seconds of traffic a failover may lose: the detection time of ``member``'s
+    configuration (hb-interval, in units of 100 ms, x hb-lost-threshold) plus
+    REROUTE_MARGIN."""
+    ha = load_config(CONFIG_DIR / f"sync-{member}.conf").ha
+    return ha.hb_interval * 0.1 * ha.hb_lost_threshold + REROUTE_MARGIN
+
+
+def stream_summary(results: Mapping[str, Any]) -> str:
+    """One line per probe result: its summary, or its scalar fields when it has none."""
+    lines = []
+    for name, r in results.items():
+        summary = r.get("summary") or {k: v for k, v in r.items() if not isinstance(v, list)}
+        lines.append(f"{name}: {summary}")
+    return "\n".join(lines)
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[LabNetwork]:
-    rundir = Path(tempfile.mkdtemp(prefix="fgcp-test-sync-", dir="/run"))
-    failed = True
-    try:
-        with LabNetwork(rundir=rundir, active_members=(), wait_ha=False) as net:
-            yield net
-            failed = False
-    finally:
-        keep_artefacts(rundir, ARTEFACTS / "tests_mininet_test_sync", failed)
+def lab(artefacts_root: Path) -> Iterator[LabNetwork]:
+    with kept_rundir("fgcp-test-sync-", artefacts_root / "tests_mininet_test_sync.py") as rundir, \
+            LabNetwork(rundir=rundir, active_members=(), wait_ha=False) as net:
+        yield net
+
+
+@pytest.fixture(autouse=True)
+def _evidence(lab: LabNetwork, evidence: Evidence) -> None:
+    """Each test captures the HA links and, when it fails, keeps its own diag + logs."""
+    evidence.watch(lab)
 
 
 def sync_stats(lab: LabNetwork, member: str) -> str:
@@ -115,8 +137,8 @@ def survivors(res: dict[str, Any], ids: range | None = None) -> list[dict[str, A
 def test_pickup_sessions_survive_sigkill_of_the_primary(lab: LabNetwork) -> None:
     start_cluster(lab)
     tcp = start_tcp_streams(lab, "c1", "sv1", conns=CONNS, rate=RATE, stall_timeout=5.0)
-    udp = start_udp_streams(lab, "c1", "sv1", flows=4, interval=0.01)
-    ping = start_ping(lab, "c1", "sv1", interval=0.01)
+    udp = start_udp_streams(lab, "c1", "sv1", flows=4, interval=UDP_INTERVAL)
+    ping = start_ping(lab, "c1", "sv1", interval=PING_INTERVAL)
     time.sleep(2.0)
     # every session is synced: the secondary's table equals the primary's
     wait_until(lambda: session_rows(lab.diag("fgt2", "diagnose sys session list"))
@@ -134,10 +156,14 @@ def test_pickup_sessions_survive_sigkill_of_the_primary(lab: LabNetwork) -> None
         assert c["messages_received"] == c["messages_sent"] > RATE * 4
     print(f"TCP: {CONNS} survived, max gap {s['max_gap_ms']} ms")
     t_kill = res["t_kill"]
-    for f in res["udp"]["flows"]:  # UDP resumed: datagrams sent well after the kill arrived
-        assert f["received"] > 0 and f["duplicates"] == 0
-        assert f["lost"] < 200, f  # < 2 s of loss at 100/s
-    assert res["ping"]["received"] > 0 and res["ping"]["max_gap_ms"] < 2000, res["ping"]
+    # UDP and ping resumed, nothing duplicated, and what was lost fits the failover budget
+    budget = outage_budget()
+    for f in res["udp"]["flows"]:
+        assert f["received"] > 0 and f["duplicates"] == 0, f
+        assert f["lost"] <= budget / UDP_INTERVAL, (f, f"budget {budget:.1f} s")
+    p = res["ping"]
+    assert p["received"] > 0 and p["duplicates"] == 0, p
+    assert p["lost"] <= budget / PING_INTERVAL, (p, f"budget {budget:.1f} s")
     print(f"UDP max gap {res['udp']['summary']['max_gap_ms']} ms, "
           f"ping max gap {res['ping']['max_gap_ms']} ms (kill at {t_kill:.3f})")
     log = lab.member_log("fgt2").read_text()
@@ -210,24 +236,34 @@ def test_lossy_sync_link_secondary_table_converges(lab: LabNetwork) -> None:
     handles = {"tcp": start_tcp_streams(lab, "c1", "sv1", conns=100, rate=RATE),
                "udp": start_udp_streams(lab, "c1", "sv1", flows=20, interval=0.02),
                "short": start_short_tcp(lab, "c1", "sv1", rate=40)}
+    results: dict[str, Any] = {}
+
+    def rows(member: str) -> set[tuple[str, str]]:
+        return session_rows(lab.diag(member, "diagnose sys session list"))
+
     try:
         time.sleep(5.0)
+        # counted under load: the 100 TCP streams and 20 UDP flows are sessions now
+        loaded = len(rows("fgt1"))
+        results["short"] = handles["short"].stop()
+        if loaded < 120:
+            results.update((n, h.stop()) for n, h in handles.items())
+            pytest.fail(f"precondition: {loaded} sessions on fgt1 under load, want >= 120\n"
+                        + stream_summary(results))
+        # the long streams go on: once the short connections' TIME_WAIT sessions
+        # expired, the secondary's table equals the primary's despite the loss
+        wait_until(lambda: rows("fgt1") == rows("fgt2"), 10,
+                   "fgt2's synced table == fgt1's table under 20% sync loss")
+        converged = rows("fgt2")
     finally:
-        for h in handles.values():
-            h.stop()
+        results.update((n, h.stop()) for n, h in handles.items())
     assert loss_drops(lab, "fgt1") > 50
-    # load stopped: once the short connections' TIME_WAIT sessions expired the tables agree
-
-    def same() -> bool:
-        a = session_rows(lab.diag("fgt1", "diagnose sys session list"))
-        b = session_rows(lab.diag("fgt2", "diagnose sys session list"))
-        return a == b
-
-    wait_until(same, 10, "fgt2's synced table == fgt1's table under 20% sync loss")
+    assert len(converged) >= 120, (len(converged), stream_summary(results))
     stats = sync_stats(lab, "fgt1")
     resends = int(re.search(r"resends=(\d+)", stats).group(1))  # type: ignore[union-attr]
     assert resends > 0, stats
-    assert len(session_rows(lab.diag("fgt1", "diagnose sys session list"))) >= 120
+    s = results["tcp"]["summary"]
+    assert s["connected"] == s["survived"] == 100, stream_summary(results)
 
 
 def test_sync_link_failure_moves_sync_to_heartbeat_links(lab: LabNetwork) -> None:
