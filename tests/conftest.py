@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.evidence import Evidence, keep_artefacts, test_dir_name
+from tests.evidence import Evidence, artefact_name, keep_artefacts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTEFACTS = REPO_ROOT / "artefacts"
@@ -59,7 +59,7 @@ def artefacts_root(pytestconfig: pytest.Config) -> Path:
 @pytest.fixture
 def artefact_dir(request: pytest.FixtureRequest, artefacts_root: Path) -> Path:
     """artefacts/<test node id>/ (created on demand; the files of an earlier run removed)."""
-    path = artefacts_root / test_dir_name(request.node.nodeid)
+    path = artefacts_root / artefact_name(request.node.nodeid)
     if path.exists():
         for old in path.iterdir():
             if old.is_file():

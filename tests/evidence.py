@@ -35,7 +35,7 @@ DIAG_COMMANDS = (
 SNAPLEN = 512  # whole heartbeats and record headers; keeps a loaded sync link small
 
 
-def test_dir_name(nodeid: str) -> str:
+def artefact_name(nodeid: str) -> str:
     """A test node id as one directory name (``tests/x.py::t[a]`` -> ``tests_x.py_t_a_``)."""
     return re.sub(r"[^A-Za-z0-9_.\-]+", "_", nodeid)
 
