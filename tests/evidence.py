@@ -48,9 +48,10 @@ def member_diag(lab: Any, member: str, commands: tuple[str, ...] = DIAG_COMMANDS
     """Every ``commands`` output of ``member`` as one text; a dead or hung member
     is reported in the text, never raised (the first unanswered command ends it)."""
     proc = lab.daemons.get(member)
-    if proc is None or proc.poll() is not None:
-        code = None if proc is None else proc.returncode
-        return f"# {member}: fgcpd not running (exit code {code})\n"
+    if proc is None:
+        return f"# {member}: no fgcpd running (not started, or stopped or killed by the test)\n"
+    if proc.poll() is not None:
+        return f"# {member}: fgcpd not running (exit code {proc.returncode})\n"
     out = []
     for cmd in commands:
         out.append(f"### {cmd}\n")
