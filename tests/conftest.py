@@ -1,19 +1,29 @@
-"""Shared pytest set-up: the ``mininet`` marker's root requirement and
-per-test artefact directories (artefacts/<test name>/) kept on failure.
+"""Shared pytest set-up: the ``mininet`` marker's root requirement, the failure flag
+of each test (``item.rep_call``) and per-test artefact directories (artefacts/<test>/,
+``--artefacts`` moves them) that keep a failing test's evidence (tests/evidence.py).
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shutil
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.evidence import Evidence, artefact_name, keep_artefacts
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ARTEFACTS = REPO_ROOT / "artefacts"
+
+__all__ = ["ARTEFACTS", "REPO_ROOT", "artefact_dir", "artefacts_root", "call_failed",
+           "evidence", "keep_artefacts", "pytest_addoption", "pytest_collection_modifyitems",
+           "pytest_runtest_makereport"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--artefacts", default=str(ARTEFACTS), metavar="DIR",
+                     help="where failing tests keep their evidence (default: artefacts/)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -36,16 +46,20 @@ def pytest_runtest_makereport(
 
 
 def call_failed(node: pytest.Item) -> bool:
-    """True when the test body failed (or never ran)."""
+    """True when the test body failed (or never ran: its set-up failed)."""
     rep = getattr(node, "rep_call", None)
     return rep is None or rep.failed
 
 
+@pytest.fixture(scope="session")
+def artefacts_root(pytestconfig: pytest.Config) -> Path:
+    return Path(pytestconfig.getoption("--artefacts"))
+
+
 @pytest.fixture
-def artefact_dir(request: pytest.FixtureRequest) -> Path:
-    """artefacts/<test name>/ (created on demand, emptied first)."""
-    name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", request.node.nodeid)
-    path = ARTEFACTS / name
+def artefact_dir(request: pytest.FixtureRequest, artefacts_root: Path) -> Path:
+    """artefacts/<test node id>/ (created on demand; the files of an earlier run removed)."""
+    path = artefacts_root / artefact_name(request.node.nodeid)
     if path.exists():
         for old in path.iterdir():
             if old.is_file():
@@ -53,18 +67,14 @@ def artefact_dir(request: pytest.FixtureRequest) -> Path:
     return path
 
 
-def keep_artefacts(rundir: Path, dest: Path, failed: bool,
-                   suffixes: tuple[str, ...] = (".log", ".out")) -> None:
-    """A lab run directory's teardown: copy its files with ``suffixes`` to ``dest``
-    when the test failed or a log holds a Python traceback, remove the directory,
-    then fail the test on such a traceback (pcaps are copied, never scanned)."""
-    files = sorted(p for p in rundir.glob("*") if p.suffix in suffixes)
-    crashed = [p.name for p in files if p.suffix in (".log", ".out")
-               and "Traceback" in p.read_text(errors="replace")]
-    if failed or crashed:
-        dest.mkdir(parents=True, exist_ok=True)
-        for p in files:
-            shutil.copy2(p, dest / p.name)
-    shutil.rmtree(rundir, ignore_errors=True)
-    if crashed:
-        pytest.fail(f"Traceback in {', '.join(crashed)} (copied to {dest})")
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest, artefact_dir: Path) -> Iterator[Evidence]:
+    """This test's Evidence: labs it watches leave their diag output, logs and HA-link
+    pcaps in artefact_dir when the test fails; nothing is kept when it passes."""
+    ev = Evidence(artefact_dir)
+    try:
+        yield ev
+    finally:
+        kept = ev.finish(call_failed(request.node))
+        if kept is not None:
+            print(f"evidence kept in {kept}")

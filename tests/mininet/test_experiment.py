@@ -20,8 +20,10 @@ from typing import Any
 import pytest
 
 from lab.experiment import run_experiment
+from lab.gaps import Gap, outage_window
 from lab.report import write_reports
 from lab.scenario import Scenario, load_scenario
+from tests.conftest import call_failed
 from topologies.lab import REPO_ROOT, existing_lab_names
 
 SMALL_TRAFFIC = {"conns": 8, "rate": 50.0}
@@ -30,8 +32,7 @@ SMALL_TRAFFIC = {"conns": 8, "rate": 50.0}
 @pytest.fixture
 def out_dir(tmp_path: Path, request: pytest.FixtureRequest, artefact_dir: Path) -> Iterator[Path]:
     yield tmp_path
-    rep = getattr(request.node, "rep_call", None)
-    if rep is None or rep.failed:
+    if call_failed(request.node):
         shutil.copytree(tmp_path, artefact_dir, dirs_exist_ok=True)
 
 
@@ -59,8 +60,13 @@ def test_kill_primary_with_pickup_every_tcp_stream_survives(out_dir: Path) -> No
     tcp = data["summary"]["tcp"]
     assert tcp["survived"] == tcp["flows"] == SMALL_TRAFFIC["conns"], data["flows"]
     assert tcp["lost_bytes"] == 0
-    assert f["detect_ms"] is not None and f["detect_ms"] < 1000
-    assert f["reroute_ms"] is not None
+    # after the fault, in this order: fgt2 detects the loss, becomes primary, the fabric
+    # moves the virtual MACs to it; the first ping after the outage came after the reroute
+    assert 0 < f["detect_ms"] <= f["takeover_ms"] <= f["reroute_ms"], f
+    (ping,) = [r for r in data["flows"] if r["kind"] == "ping"]
+    out = outage_window([Gap.from_dict(g) for g in ping["gaps"]], f["t"], 10.0)
+    assert out is not None and out.resumed, ping["gaps"]
+    assert f["t"] + f["reroute_ms"] / 1000 <= out.end + 0.001, (f, out)
     assert data["summary"]["ping"]["resumed"] == 1
     assert data["summary"]["udp"]["resumed"] == data["summary"]["udp"]["flows"]
     assert "is lost" in data["members"]["fgt2"]["ha_history"]
@@ -81,7 +87,7 @@ def test_split_brain_is_recorded_and_resolved(out_dir: Path) -> None:
     assert sb["detected"] and sb["resolved"], data["cluster"]
     histories = "".join(m["ha_history"] for m in data["members"].values())
     assert "split brain" in histories
-    assert data["faults"][0]["restored_at"] is not None
+    assert data["faults"][0]["restored_at"] > data["faults"][0]["t"]
     assert sum(1 for r in data["cluster"]["roles_end"].values() if r == "work") == 1
 
 
@@ -153,7 +159,7 @@ def test_every_fault_kind_in_one_run_keeps_every_tcp_stream(out_dir: Path) -> No
     for kind in ("failover-set", "monitor-link-down", "kill-primary"):
         assert f[kind]["new_primary"] not in (None, f[kind]["member"]), f[kind]
     assert f["hb-link-cut"]["new_primary"] is None  # the other heartbeat link holds
-    assert f["hb-link-cut"]["restored_at"] is not None
+    assert f["hb-link-cut"]["restored_at"] > f["hb-link-cut"]["t"]
     tcp = data["summary"]["tcp"]
     assert tcp["survived"] == tcp["flows"] == SMALL_TRAFFIC["conns"], data["flows"]
     assert set(data["cluster"]["roles_end"]) == {"fgt1", "fgt2"}  # the old primary is back

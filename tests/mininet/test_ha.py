@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 
 from lab.gaps import max_gap
 from lab.probes import start_ping
-from tests.conftest import ARTEFACTS, keep_artefacts
+from tests.evidence import Evidence, kept_rundir
 from topologies.lab import REPO_ROOT, LabNetwork, wait_until, write_ha_config
 
 SV1 = "203.0.113.11"
@@ -55,21 +54,20 @@ def other(member: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def ha_lab(request: pytest.FixtureRequest) -> Iterator[LabNetwork]:
-    rundir = Path(tempfile.mkdtemp(prefix="fgcp-test-ha-", dir="/run"))
-    configs = {m: write_ha_config(m, rundir / f"{m}-fast.conf", FAST) for m in SERIALS}
-    failures = request.session.testsfailed
-    failed = True
-    try:
+def ha_lab(artefacts_root: Path) -> Iterator[LabNetwork]:
+    with kept_rundir("fgcp-test-ha-", artefacts_root / "tests_mininet_test_ha.py") as rundir:
+        configs = {m: write_ha_config(m, rundir / f"{m}-fast.conf", FAST) for m in SERIALS}
         with LabNetwork(configs=configs, rundir=rundir) as lab:
             lab.wait_ha_stable()
             wait_until(lambda: " 0% packet loss" in lab.host("c1").cmd(
                 f"ping -c 1 -W 1 {SV1}"), 15, "first ping through the cluster")
             yield lab
-            failed = request.session.testsfailed > failures
-    finally:
-        keep_artefacts(rundir, ARTEFACTS / "tests_mininet_test_ha", failed,
-                       (".log", ".out", ".pcap"))
+
+
+@pytest.fixture(autouse=True)
+def _evidence(ha_lab: LabNetwork, evidence: Evidence) -> None:
+    """Each test captures the HA links and, when it fails, keeps its own diag + logs."""
+    evidence.watch(ha_lab)
 
 
 def history(lab: LabNetwork, member: str) -> str:

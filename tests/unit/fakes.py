@@ -1,15 +1,20 @@
-"""Fakes for the fast tests: an in-memory lossy link and a simulated sync network.
+"""Fakes for the fast tests: an in-memory lossy link, a simulated sync network, a lab.
 
 ``LossyLink`` drops, delays, duplicates and reorders frames with a seeded RNG;
-``SyncNet`` moves the frames of one SyncSender and its SyncReceivers over such links.
+``SyncNet`` moves the frames of one SyncSender and its SyncReceivers over such links;
+``FakeLab`` is what tests/evidence.py reads of a LabNetwork, without Mininet or root.
 """
 
 from __future__ import annotations
 
 import heapq
 import random
+import subprocess
+import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -121,3 +126,77 @@ class SyncNet:
             if stop is not None and stop():
                 break
         return now
+
+
+# --------------------------------------------------------------------------- lab
+
+# a stand-in for tcpdump: writes the file named after -w, then waits to be stopped
+_FAKE_TCPDUMP = "import sys, time; open(sys.argv[1], 'wb').write(b'fake pcap'); time.sleep(120)"
+
+
+@dataclass
+class FakeProc:
+    """A member daemon's Popen as the lab keeps it: alive (None) or its exit code."""
+
+    returncode: int | None = None
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+
+@dataclass
+class FakeMember:
+    name: str
+
+
+@dataclass
+class FakeTopo:
+    members: list[FakeMember]
+
+
+class FakeHost:
+    """``popen`` runs a fake tcpdump (this process's namespace) and records it."""
+
+    def __init__(self, lab: FakeLab) -> None:
+        self.lab = lab
+
+    def popen(self, cmd: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        pcap = cmd[list(cmd).index("-w") + 1]
+        proc = subprocess.Popen([sys.executable, "-c", _FAKE_TCPDUMP, pcap], **kwargs)
+        self.lab.captures.append(proc)
+        with open(self.lab.rundir / "capture.pids", "a") as f:
+            f.write(f"{proc.pid}\n")
+        return proc
+
+
+class FakeLab:
+    """Members with logs in ``rundir``: ``answering`` ones reply to every diag command,
+    ``hung`` ones run but never answer (an OSError, as a CtlError), ``dead`` ones exited."""
+
+    member_mode = "fgcpd"
+
+    def __init__(self, rundir: Path, answering: Sequence[str] = ("fgt1",),
+                 hung: Sequence[str] = (), dead: Sequence[str] = ()) -> None:
+        self.rundir = rundir
+        names = [*answering, *hung, *dead]
+        self.topo = FakeTopo([FakeMember(n) for n in names])
+        self.daemons = {n: FakeProc(-9 if n in dead else None) for n in names}
+        self.hung = set(hung)
+        self.captures: list[subprocess.Popen[bytes]] = []
+        self.queries: list[tuple[str, str]] = []
+        rundir.mkdir(parents=True, exist_ok=True)
+        (rundir / "controller.log").write_text("reroute t=1.0 dpid=1\n")
+        for n in names:
+            (rundir / f"{n}.log").write_text(f"{n} started\n")
+
+    def host(self, name: str) -> FakeHost:
+        return FakeHost(self)
+
+    def diag(self, member: str, command: str) -> str:
+        self.queries.append((member, command))
+        if member in self.hung:
+            raise OSError(f"{member}: no answer within 5 s")
+        return f"{member} answers {command}\n"
+
+    def log_files(self) -> list[Path]:
+        return sorted(self.rundir.glob("*.log"))

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 import pytest
 
 from fgcp.hakeys import derive_sync_key
 from fgcp.model import HAConfig
+from fgcp.session import PROXY, REPLY, SYNCED, Session, SessionTable
 from fgcp.sync import (
     SyncReceiver,
     SyncSender,
@@ -37,6 +38,7 @@ from fgcp.syncrecord import (
     encode_record,
     record_from_session,
 )
+from fgcp.tcptrack import TcpPeer
 from tests.unit.fakes import LossyLink, SyncNet
 
 KEY = derive_sync_key("secret", 10)
@@ -419,13 +421,12 @@ def test_retired_stream_frames_are_ignored() -> None:
 # --------------------------------------------------------------------------- pickup filter
 
 
-@dataclass
-class FakeSession:
-    proto: int = 6
-    created: float = 0.0
-    flags: int = 0
-    inspection: str = "flow"
-    ext: dict = field(default_factory=dict)
+def sess(proto: int = 6, created: float = 0.0, flags: int = 0,
+         inspection: str = "flow", ext: dict[int, bytes] | None = None) -> Session:
+    """A real Session with what the pickup rules read (addresses do not matter to them)."""
+    return Session(1, proto, (INSIDE + 10, 40000, SERVER, 80), (SERVER, 80, NAT_IP, 61000),
+                   "port1", "port2", created=created, flags=flags, inspection=inspection,
+                   ext=dict(ext or {}))
 
 
 OFF = HAConfig()
@@ -437,106 +438,77 @@ CONNLESS_NO_PICKUP = HAConfig(session_pickup_connectionless=True)
 
 
 @pytest.mark.parametrize(("ha", "session", "now", "expected"), [
-    (OFF, FakeSession(6), 100.0, False),  # default: nothing synced
-    (CONNLESS_NO_PICKUP, FakeSession(17), 100.0, False),  # connectionless needs pickup on
-    (ON, FakeSession(6), 0.0, True),  # TCP at creation
-    (ON, FakeSession(17), 0.0, False),
-    (ON, FakeSession(1), 0.0, False),
-    (CONNLESS, FakeSession(17), 0.0, True),
-    (CONNLESS, FakeSession(1), 0.0, True),
-    (CONNLESS, FakeSession(47), 0.0, True),  # other IP protocols count as connectionless
-    (DELAY, FakeSession(6, created=0.0), 29.9, False),  # TCP younger than 30 s
-    (DELAY, FakeSession(6, created=0.0), 30.0, True),
-    (DELAY, FakeSession(17, created=0.0), 1.0, True),  # the delay is for TCP
-    (ON, FakeSession(6, inspection="proxy"), 100.0, False),  # proxy-inspected: never
-    (ON, FakeSession(6, flags=4), 100.0, False),
-    (ON, FakeSession(6, inspection="proxy", ext={EXT_ZTNA: b"x"}), 100.0, True),  # ZTNA proxy
-    (ON, FakeSession(6, inspection="ztna"), 0.0, True),
+    (OFF, sess(6), 100.0, False),  # default: nothing synced
+    (CONNLESS_NO_PICKUP, sess(17), 100.0, False),  # connectionless needs pickup on
+    (ON, sess(6), 0.0, True),  # TCP at creation
+    (ON, sess(17), 0.0, False),
+    (ON, sess(1), 0.0, False),
+    (CONNLESS, sess(17), 0.0, True),
+    (CONNLESS, sess(1), 0.0, True),
+    (CONNLESS, sess(47), 0.0, True),  # other IP protocols count as connectionless
+    (DELAY, sess(6, created=0.0), 29.9, False),  # TCP younger than 30 s
+    (DELAY, sess(6, created=0.0), 30.0, True),
+    (DELAY, sess(17, created=0.0), 1.0, True),  # the delay is for TCP
+    (ON, sess(6, inspection="proxy"), 100.0, False),  # proxy-inspected: never
+    (ON, sess(6, flags=PROXY), 100.0, False),
+    (ON, sess(6, inspection="proxy", ext={EXT_ZTNA: b"x"}), 100.0, True),  # ZTNA proxy
+    (ON, sess(6, inspection="ztna"), 0.0, True),
 ])
-def test_pickup_filter(ha: HAConfig, session: FakeSession, now: float, expected: bool) -> None:
+def test_pickup_filter(ha: HAConfig, session: Session, now: float, expected: bool) -> None:
     assert should_sync(session, ha, now) is expected
 
 
 def test_pickup_delay_time_scale_knob() -> None:
-    s = FakeSession(6, created=10.0)
+    s = sess(6, created=10.0)
     assert not should_sync(s, DELAY, 12.0, delay_s=3.0)
     assert should_sync(s, DELAY, 13.0, delay_s=3.0)
     assert sync_eligible_at(s, DELAY, delay_s=3.0) == 13.0
     assert sync_eligible_at(s, ON) == 10.0
-    assert sync_eligible_at(FakeSession(17), ON) is None
-    assert sync_eligible_at(FakeSession(6, inspection="proxy"), ON) is None
+    assert sync_eligible_at(sess(17), ON) is None
+    assert sync_eligible_at(sess(6, inspection="proxy"), ON) is None
 
 
 # --------------------------------------------------------------------------- converters
 
 
-@dataclass
-class Peer:
-    seqlo: int
-    seqhi: int
-    max_win: int
-    wscale: int
-    state: int
-
-
-@dataclass
-class Sess:
-    proto: int
-    orig: tuple
-    reply: tuple
-    in_intf: str
-    out_intf: str
-    policy_id: int = 0
-    nat: bool = False
-    nat_ip: int = 0
-    nat_port: int = 0
-    state: int = 0
-    tcp: tuple | None = None
-    created: float = 0.0
-    flags: int = 0
-    inspection: str = "flow"
-    ext: dict = field(default_factory=dict)
-    sid: int = 0
-
-
 def test_record_from_session_and_apply_round_trip() -> None:
-    s = Sess(6, (INSIDE + 10, 40000, SERVER, 80), (SERVER, 80, NAT_IP, 61000), "port1", "port2",
-             policy_id=3, nat=True, nat_ip=NAT_IP, nat_port=61000, state=1,
-             tcp=(Peer(1, 2, 3, 0x87, 4), Peer(5, 6, 7, 0x82, 4)), created=5.0,
-             ext={EXT_IPS: b"st"})
+    s = Session(1, 6, (INSIDE + 10, 40000, SERVER, 80), (SERVER, 80, NAT_IP, 61000),
+                "port1", "port2", policy_id=3, nat=True, nat_ip=NAT_IP, nat_port=61000, state=1,
+                tcp=(TcpPeer(1, 2, 3, 0x87, 4), TcpPeer(5, 6, 7, 0x82, 4)), created=5.0,
+                ext={EXT_IPS: b"st"})
     rec = record_from_session(s)
     assert rec.key == (6, INSIDE + 10, 40000, SERVER, 80)
     assert rec.tcp is not None and rec.tcp[1].seqhi == 6 and rec.ext == [(EXT_IPS, b"st")]
-    built = apply_record(rec, Sess, Peer)
-    assert built.flags & 1  # marked synced
+    built = apply_record(rec, lambda **kw: Session(sid=2, **kw), TcpPeer)
+    assert built.flags & SYNCED
+    assert built.tcp is not None
     assert (built.orig, built.reply, built.nat_port, built.tcp[0], built.ext) == (
-        s.orig, s.reply, 61000, Peer(1, 2, 3, 0x87, 4), {EXT_IPS: b"st"})
-    existing = Sess(6, s.orig, s.reply, "port1", "port2", sid=77)
-    same = apply_record(replace(rec, state=4), Sess, Peer, existing=existing)
+        s.orig, s.reply, 61000, TcpPeer(1, 2, 3, 0x87, 4), {EXT_IPS: b"st"})
+    existing = Session(77, 6, s.orig, s.reply, "port1", "port2")
+    same = apply_record(replace(rec, state=4), lambda **kw: Session(sid=3, **kw), TcpPeer,
+                        existing=existing)
     assert same is existing and existing.sid == 77 and existing.state == 4
 
 
 def test_converters_with_the_real_session_table_types() -> None:
-    session = pytest.importorskip("fgcp.session")
-    tcptrack = pytest.importorskip("fgcp.tcptrack")
-    table = session.SessionTable(100)
-    s = session.Session(
+    table = SessionTable(100)
+    s = Session(
         table.next_sid(), 6, (INSIDE + 10, 40000, SERVER, 80), (SERVER, 80, NAT_IP, 61000),
         "port1", "port2", policy_id=3, nat=True, nat_ip=NAT_IP, nat_port=61000, state=1,
-        tcp=(tcptrack.TcpPeer(1, 2, 3, 0x87, 4), tcptrack.TcpPeer(5, 6, 7, 0x82, 4)),
+        tcp=(TcpPeer(1, 2, 3, 0x87, 4), TcpPeer(5, 6, 7, 0x82, 4)),
         created=5.0, ext={EXT_IPS: b"st"})
     rec = record_from_session(s)
     frame = encode_frame(T_DATA, 10, "FGT1", 1, 1, 0, 5000, None, count=1,
                          payload=encode_record(OP_ADD, rec))
     got = decode_frame(frame, None, now=5.0).records[0].record
     assert got == rec
-    other = session.SessionTable(100)
-    new = apply_record(got, lambda **kw: session.Session(sid=other.next_sid(), **kw),
-                       tcptrack.TcpPeer)
+    other = SessionTable(100)
+    new = apply_record(got, lambda **kw: Session(sid=other.next_sid(), **kw), TcpPeer)
     assert other.add(new, 5.0)
     found, direction = other.lookup((6, SERVER, 80, NAT_IP, 61000))
-    assert found is new and direction == session.REPLY
-    assert new.flags & session.SYNCED and new.tcp[1].seqhi == 6 and new.nat_port == 61000
+    assert found is new and direction == REPLY
+    assert new.flags & SYNCED and new.tcp is not None
+    assert new.tcp[1].seqhi == 6 and new.nat_port == 61000
 
 
 def test_two_secondaries_one_joining_under_load() -> None:
