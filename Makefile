@@ -36,6 +36,7 @@ typecheck: setup
 # Whole suite: lint, unit tests (no root) and Mininet tests (root).
 test: setup
 	$(VENV)/bin/ruff check .
+	$(MAKE) --no-print-directory typecheck
 	$(SUDO) $(VENV)/bin/pytest -q tests
 
 unit: setup

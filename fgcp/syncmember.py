@@ -413,17 +413,18 @@ class SyncMember:
 
     def _offer(self, s: Session, now: float, kind: str) -> None:
         tx = self.sender
-        assert tx is not None
+        ha = self.ha
+        assert tx is not None and ha is not None
         if kind == "remove":
             if tx.delete(s.orig_key, now):
                 self._work = True
             return
-        if should_sync(s, self.ha, now, self.delay_s or PICKUP_DELAY_S):
+        if should_sync(s, ha, now, self.delay_s or PICKUP_DELAY_S):
             s.flags |= SYNCED  # FortiOS marks synced sessions on the primary too
             if tx.upsert(record_from_session(s), now):
                 self._work = True
         elif kind == "add":
-            t = sync_eligible_at(s, self.ha, self.delay_s or PICKUP_DELAY_S)
+            t = sync_eligible_at(s, ha, self.delay_s or PICKUP_DELAY_S)
             if t is not None:
                 heapq.heappush(self._delayed, (t, s.sid, s))
 
