@@ -139,7 +139,7 @@ class HaMember:
             hb_macs[port] = self.links.mac(ifn)
         self.fsm = HAStateMachine(
             ha,
-            cfg.serial or cfg.hostname,
+            cfg.member_serial,
             now,
             hostname=cfg.hostname,
             epoch=new_epoch(),
