@@ -41,6 +41,9 @@ from typing import Any, Self
 from fgcp import ctl, diag, ring
 from fgcp.component import Component, DaemonError, ForwarderFactory, ForwardingPlane
 from fgcp.config import ConfigError, load_config
+from fgcp.config.system import GLOBAL
+from fgcp.config.values import Invalid
+from fgcp.confparse import Word
 from fgcp.forward import Forwarder, PortSpec
 from fgcp.hamember import HaMember
 from fgcp.model import MemberConfig
@@ -384,7 +387,7 @@ class Daemon:
             now=now,
             wall=time.time(),
             started=self.started,
-            serial=self.cfg.serial,
+            serial=self.cfg.member_serial,
             ports=infos,
             stats=dict(self.stats),
             ha_role=self.role,
@@ -588,6 +591,11 @@ def main(argv: Sequence[str] | None = None, *, forwarder: ForwarderFactory = For
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     if args.serial:
+        try:  # the rule of ``set lab-serial``: a bad one would kill HA at its start
+            GLOBAL.keys["lab-serial"].type.parse([Word(args.serial, 0, True)])
+        except Invalid as exc:
+            print(f"{prog}: --serial: {exc.reason}", file=sys.stderr)
+            return 2
         cfg = dataclasses.replace(cfg, serial=args.serial)
     rundir = Path(args.rundir or ctl.default_rundir())
     _setup_logging(Path(args.log) if args.log else rundir / f"{cfg.hostname}.log")

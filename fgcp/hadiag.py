@@ -10,7 +10,11 @@ from collections.abc import Iterable, Mapping
 from fgcp.hafsm import HAStatus, HistoryEntry
 from fgcp.roles import HaState
 
-__all__ = ["fmt_duration", "render_ha_history", "render_ha_status"]
+__all__ = ["AUTH_HMAC", "AUTH_NONE", "fmt_duration", "render_ha_history", "render_ha_status"]
+
+AUTH_NONE = ("HA authentication: none (password not set): heartbeats and sync frames are "
+             "accepted unauthenticated")
+AUTH_HMAC = "HA authentication: HMAC-SHA256 (password set), epoch challenge-response"
 
 
 def _ts(t: float, sep: str = "-") -> str:
@@ -51,6 +55,7 @@ def render_ha_status(
     lines.append("Mode: HA " + {"a-p": "A-P", "a-a": "A-A"}.get(st.mode, st.mode.upper()))
     lines.append(f"Group Name: {st.group_name}")
     lines.append(f"Group ID: {st.group_id}")
+    lines.append(AUTH_HMAC if st.password_set else AUTH_NONE)
     lines.append("Debug: 0")
     lines.append(f"Cluster Uptime: {fmt_duration(now - st.started)}")
     lines.append(f"Cluster state change time: {_ts(st.state_change_time)}")

@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from fgcp.election import Candidate, Decision, decide
+from fgcp.freshness import MAX_MEMBERS, Verdict
 from fgcp.hbframe import (
     IF_OPER_UP,
     MODE_AA,
@@ -43,7 +44,7 @@ from fgcp.hbframe import (
     decode_heartbeat,
     encode_heartbeat,
 )
-from fgcp.hbreplay import ReplayGuard, SequenceCounter
+from fgcp.hbreplay import HeartbeatFreshness, RefusedPeer
 from fgcp.model import HAConfig
 from fgcp.roles import HaState
 
@@ -84,6 +85,7 @@ E_SECONDARY = "elected-secondary"
 
 HISTORY_MAX = 512  # FortiOS keeps 512 entries
 SELECTIONS_MAX = 4  # "Primary selected using:" shows the last few
+LOST_KEEP = 300.0  # seconds a lost peer stays listed (at most MAX_MEMBERS - 1 of them)
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ class FrameDropped:
     """A received heartbeat was refused (counted in ``counters['drop-<reason>']``)."""
 
     port: str
-    reason: str  # malformed | auth | wrong-group | replay | own-serial
+    reason: str  # malformed | auth | wrong-group | own-serial | replay | unverified | too-many-members
     detail: str
 
 
@@ -229,6 +231,7 @@ class HAStatus:
     monitors: tuple[tuple[str, bool], ...]
     lost: tuple[tuple[str, float], ...]  # (serial, when) of peers lost and not back
     counters: dict[str, int]
+    password_set: bool = True  # False: frames are accepted unauthenticated
 
 
 # ----------------------------------------------------------------------------- the machine
@@ -256,9 +259,9 @@ class _PortStats:
 class HAStateMachine:
     """One member's FGCP state machine; see the module docstring.
 
-    ``boot_ns`` seeds the anti-replay counter (default: ``now`` in ns, i.e.
-    time.time_ns() at start in the daemon).  ``hb_macs`` gives each heartbeat
-    port's source MAC; ``interfaces`` the inventory advertised in heartbeats.
+    ``epoch``: this run's random epoch (fgcp.freshness.new_epoch by default; the
+    daemon draws one per start).  ``hb_macs`` gives each heartbeat port's source
+    MAC; ``interfaces`` the inventory advertised in heartbeats.
     """
 
     def __init__(
@@ -267,7 +270,7 @@ class HAStateMachine:
         serial: str,
         now: float,
         hostname: str = "",
-        boot_ns: int | None = None,
+        epoch: int | None = None,
         hb_macs: dict[str, bytes] | None = None,
         interfaces: tuple[IfaceRecord, ...] = (),
     ) -> None:
@@ -298,8 +301,9 @@ class HAStateMachine:
         self.selections: list[tuple[float, str]] = []
         self.counters: dict[str, int] = {}
         self.port_stats: dict[str, _PortStats] = {p: _PortStats() for p in self.hbdev_up}
-        self.replay = ReplayGuard()
-        self.seq = SequenceCounter(boot_ns if boot_ns is not None else int(now * 1e9))
+        ttl = max(2.0, 2 * cfg.hb_lost_threshold * cfg.hb_interval * 0.1)
+        self.fresh = (HeartbeatFreshness(serial, ttl) if epoch is None
+                      else HeartbeatFreshness(serial, ttl, epoch))
         self.next_hb = now
         self._split_with: set[str] = set()  # returning peers seen as primary too
         self._returning: set[str] = set()  # peers that came back after being lost
@@ -351,6 +355,9 @@ class HAStateMachine:
         """Timers: lost peers, the end of hello-holddown, heartbeats due."""
         actions: list[Action] = []
         self._expire_peers(now, actions)
+        self.fresh.expire(now)
+        for serial in [s for s, t in self.lost.items() if now - t > LOST_KEEP]:
+            del self.lost[serial]
         self._elect(now, actions)
         self._flush(now, actions)
         return actions
@@ -364,15 +371,40 @@ class HAStateMachine:
             )
             if info.serial == self.serial:
                 raise _OwnSerial(f"heartbeat carries this member's own serial {info.serial}")
-            self.replay.check(info)
+            verdict, urgent = self.fresh.check(now, info)
         except HeartbeatError as exc:
-            stats.dropped += 1
-            key = f"drop-{exc.reason}"
-            self.counters[key] = self.counters.get(key, 0) + 1
-            return [FrameDropped(port, exc.reason, str(exc))]
+            if isinstance(exc, RefusedPeer):
+                self._count("ha_peers_refused")
+            return self._dropped(stats, port, exc.reason, str(exc))
         stats.rx_packets += 1
         stats.rx_bytes += len(frame)
-        return self.on_heartbeat(now, port, info)
+        actions: list[Action] = []
+        if urgent:
+            self.next_hb = min(self.next_hb, now)  # challenge or answer at once
+        if verdict is Verdict.PENDING:  # the handshake's first frame, or a replay: not an hbdev drop
+            self._count("drop-unverified")
+            actions.append(FrameDropped(port, "unverified",
+                                        f"{info.serial} epoch {info.epoch:016x} is challenged"))
+            self._flush(now, actions)
+            return actions
+        if verdict is Verdict.VERIFIED:
+            self._record(now, "epoch", f"member '{info.serial}' epoch {info.epoch:016x} verified")
+            if info.serial in self.peers:
+                self._lose(now, info.serial, "it restarted (new epoch)", actions)
+        return actions + self.on_heartbeat(now, port, info)
+
+    def _count(self, key: str) -> int:
+        n = self.counters[key] = self.counters.get(key, 0) + 1
+        return n
+
+    def _dropped(self, stats: _PortStats, port: str, reason: str, detail: str) -> list[Action]:
+        stats.dropped += 1
+        self._count(f"drop-{reason}")
+        return [FrameDropped(port, reason, detail)]
+
+    def verified_epoch(self, serial: str) -> int | None:
+        """The epoch of ``serial`` the heartbeat verified (fgcp.freshness.FreshnessSource)."""
+        return self.fresh.verified_epoch(serial)
 
     def on_heartbeat(self, now: float, port: str, info: HeartbeatInfo) -> list[Action]:
         """A checked heartbeat from a peer (``on_frame`` did the auth/replay checks)."""
@@ -381,10 +413,9 @@ class HAStateMachine:
         self._expire_peers(now, actions)
         peer = self.peers.get(info.serial)
         if peer is None:
-            if len(self.peers) >= 3:  # FGCP clusters here: up to 4 members
-                self.counters["drop-too-many-members"] = (
-                    self.counters.get("drop-too-many-members", 0) + 1
-                )
+            if len(self.peers) >= MAX_MEMBERS - 1:  # FGCP clusters here: up to 4 members
+                self._count("drop-too-many-members")
+                self._count("ha_peers_refused")
                 return [
                     FrameDropped(port, "too-many-members", f"{info.serial} would be a 5th member")
                 ]
@@ -402,7 +433,7 @@ class HAStateMachine:
                 actions.append(Announce(f"peer {info.serial} joined"))
             self.next_hb = min(self.next_hb, now)  # let it hear from us at once
         old = peer.info
-        if old is not info and info.seq and old.seq and info.seq <= old.seq:
+        if old is not info and old.epoch == info.epoch and info.seq <= old.seq:
             # An older frame that went by another hbdev (the sender's counter is
             # shared by its heartbeat ports): proof of life only; its state is stale
             # and must not undo what a newer frame said.
@@ -550,7 +581,7 @@ class HAStateMachine:
         for port, up in self.hbdev_up.items():
             if not up:
                 continue
-            info = replace(self.heartbeat_info(now, port), seq=self.seq.next())
+            info = self.fresh.stamp(now, self.heartbeat_info(now, port))
             src = self.hb_macs.get(port, b"\x00\x09\x0f\x09\x00\x00")
             frame = encode_heartbeat(info, self.cfg.password, src=src)
             st = self.port_stats[port]
@@ -577,7 +608,10 @@ class HAStateMachine:
 
     def _lose(self, now: float, serial: str, why: str, actions: list[Action]) -> None:
         del self.peers[serial]
+        self.lost.pop(serial, None)
         self.lost[serial] = now
+        while len(self.lost) > MAX_MEMBERS - 1:
+            del self.lost[next(iter(self.lost))]
         self._split_with.discard(serial)
         self._returning.discard(serial)
         self._disagree_since.pop(serial, None)
@@ -796,6 +830,7 @@ class HAStateMachine:
             monitors=tuple(self.monitor_up.items()),
             lost=tuple(self.lost.items()),
             counters=dict(self.counters),
+            password_set=bool(self.cfg.password),
         )
 
 

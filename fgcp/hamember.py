@@ -35,6 +35,7 @@ from typing import Protocol
 from fgcp import hadiag
 from fgcp.component import ComponentError, Host
 from fgcp.diag import DiagState
+from fgcp.freshness import new_epoch
 from fgcp.hafsm import (
     Action,
     Announce,
@@ -138,13 +139,15 @@ class HaMember:
             hb_macs[port] = self.links.mac(ifn)
         self.fsm = HAStateMachine(
             ha,
-            cfg.serial or cfg.hostname,
+            cfg.member_serial,
             now,
             hostname=cfg.hostname,
-            boot_ns=time.time_ns(),
+            epoch=new_epoch(),
             hb_macs=hb_macs,
             interfaces=self._inventory(),
         )
+        if not ha.password:
+            log.warning("%s", hadiag.AUTH_NONE)
         self._register_diag()
         daemon.enter_hello(now, f"HA {ha.mode} group {ha.group_name!r} id {ha.group_id}")
         log.info("HA %s group %r id %d priority %d hbdev %s monitor %s", ha.mode,
@@ -211,6 +214,15 @@ class HaMember:
                 log.warning("%s: receive failed: %s", port, exc)
                 break
             self._apply(now, self.fsm.on_frame(now, port, frame))
+
+    @property
+    def epoch(self) -> int:
+        """This run's epoch (fgcp.freshness.FreshnessSource; 0 before ``open``)."""
+        return self.fsm.fresh.epoch if self.fsm is not None else 0
+
+    def verified_epoch(self, serial: str) -> int | None:
+        """The epoch of ``serial`` the heartbeat challenge verified (FreshnessSource)."""
+        return self.fsm.verified_epoch(serial) if self.fsm is not None else None
 
     def before_takeover(self, now: float) -> None:
         return
@@ -343,6 +355,8 @@ class HaMember:
             f"state={fsm.state}",
             f"role={self.daemon.role}",
             f"serial={fsm.serial}",
+            f"epoch={fsm.fresh.epoch:016x}",
+            f"auth={'hmac' if fsm.cfg.password else 'none'}",
             f"primary={fsm.primary or ''}",
             f"peers={','.join(sorted(fsm.peers))}",
             f"lost={','.join(sorted(fsm.lost))}",

@@ -13,8 +13,9 @@ Wire layout (little-endian, offsets after the Ethernet header, see docs/protocol
 
 Authentication: key = HKDF-SHA256(password, salt=b"fgcp-lab heartbeat v1", info=group-id
 u16 LE) (``fgcp.hakeys.derive_hb_key``); trailer = HMAC-SHA256(key, frame bytes from offset
-0 up to the trailer).  Every frame carries a u64 anti-replay counter (TLV 0x84), checked by
-``fgcp.hbreplay.ReplayGuard``.
+0 up to the trailer).  Freshness (docs/protocol.md): every frame carries the sender's
+random per-run epoch (TLV 0x8C) and a counter (TLV 0x84), and the challenges (0x8D) and
+answers (0x8E) of fgcp.freshness; fgcp.hbreplay checks them.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from fgcp.freshness import Challenge
 from fgcp.hakeys import MAC_LEN, derive_hb_key, mac, mac_ok
 
 __all__ = [
@@ -31,9 +33,12 @@ __all__ = [
     "ETH_P_FGCP_HB",
     "HB_MAGIC",
     "HEADER_LEN",
+    "TLV_CHALLENGE",
+    "TLV_EPOCH",
     "TLV_HDR",
     "TLV_LENGTHS",
     "TLV_NAMES",
+    "TLV_RESPONSE",
     "AuthFailure",
     "HeartbeatError",
     "HeartbeatInfo",
@@ -86,7 +91,7 @@ TLV_UPTIME = 0x80  # u64 HA uptime in ms (age since the last HA uptime reset)
 TLV_STATE = 0x81  # u8 HA state: 1 hello, 2 work, 3 standby
 TLV_ROLE = 0x82  # u8 role claimed: 0 none, 1 primary, 2 secondary
 TLV_MONITOR = 0x83  # u16 failed monitored ports, u16 monitored ports
-TLV_SEQUENCE = 0x84  # u64 anti-replay counter
+TLV_SEQUENCE = 0x84  # u64 counter: 1, 2, ... within the sender's epoch
 TLV_TIMERS = 0x85  # u8 hb-interval (100 ms), u8 hb-lost-threshold, u16 hello-holddown (s)
 TLV_SYNC = 0x86  # u8 1 = bulk session sync complete (may take over), 0 = pending
 TLV_FAILOVER = 0x87  # u8 1 = "execute ha failover set 1" active
@@ -94,6 +99,9 @@ TLV_MEMBERS = 0x88  # n x 16-byte serials of the live peers this member sees
 TLV_RESETS = 0x89  # u16 HA uptime reset count
 TLV_HOSTNAME = 0x8A  # ASCII hostname (no NUL), at most 35 bytes
 TLV_PRIMARY = 0x8B  # 16-byte serial of the member this one considers primary
+TLV_EPOCH = 0x8C  # u64 the sender's epoch: random, drawn at each fgcpd start
+TLV_CHALLENGE = 0x8D  # n x (serial 16s, epoch u64, nonce u64): prove (serial, epoch) is live
+TLV_RESPONSE = 0x8E  # n x (challenger serial 16s, nonce u64): answers to challenges
 
 TLV_NAMES = {
     TLV_END: "end",
@@ -114,6 +122,9 @@ TLV_NAMES = {
     TLV_RESETS: "uptime-resets",
     TLV_HOSTNAME: "hostname",
     TLV_PRIMARY: "primary",
+    TLV_EPOCH: "epoch",
+    TLV_CHALLENGE: "challenge",
+    TLV_RESPONSE: "response",
 }
 
 _HDR = struct.Struct("<HBB32sHH12s16sHH16s")
@@ -121,6 +132,9 @@ TLV_HDR = struct.Struct("<HH")  # TLV type u16, length u16
 _IFREC = struct.Struct("<16s6sB")
 MAX_INTERFACES = 512
 MAX_MEMBERS = 16
+_CHAL = struct.Struct("<16sQQ")
+_RESP = struct.Struct("<16sQ")
+MAX_CHALLENGES = 16  # entries of TLV 0x8D / 0x8E (the cluster needs at most 3 x 4)
 
 
 # --------------------------------------------------------------------------- errors
@@ -193,6 +207,9 @@ class HeartbeatInfo:
     uptime_resets: int = 0
     hostname: str = ""
     primary: str = ""
+    epoch: int = 0
+    challenges: tuple[Challenge, ...] = ()
+    responses: tuple[tuple[str, int], ...] = ()  # (challenger serial, nonce)
     authenticated: bool = False  # set by decode_heartbeat; ignored by the encoder
 
 
@@ -303,8 +320,18 @@ def encode_payload(info: HeartbeatInfo, password: str = "") -> bytes:
         _tlv(TLV_RESETS, struct.pack("<H", info.uptime_resets & 0xFFFF)),
         _tlv(TLV_HOSTNAME, info.hostname.encode("ascii")[:35]),
         _tlv(TLV_PRIMARY, _fixed_ascii(info.primary, 16, "primary serial")),
-        _tlv(TLV_END, b""),
+        _tlv(TLV_EPOCH, struct.pack("<Q", info.epoch)),
     ]
+    if len(info.challenges) > MAX_CHALLENGES or len(info.responses) > MAX_CHALLENGES:
+        raise ValueError(f"at most {MAX_CHALLENGES} challenges and responses fit in a heartbeat")
+    if info.challenges:
+        tlvs.append(_tlv(TLV_CHALLENGE, b"".join(
+            _CHAL.pack(_fixed_ascii(c.serial, 16, "serial"), c.epoch, c.nonce)
+            for c in info.challenges)))
+    if info.responses:
+        tlvs.append(_tlv(TLV_RESPONSE, b"".join(
+            _RESP.pack(_fixed_ascii(s, 16, "serial"), n) for s, n in info.responses)))
+    tlvs.append(_tlv(TLV_END, b""))
     body = hdr + b"".join(tlvs)
     if password:
         body += mac(derive_hb_key(password, info.group_id), body)
@@ -342,8 +369,15 @@ TLV_LENGTHS = {
     TLV_FAILOVER: 1,
     TLV_RESETS: 2,
     TLV_PRIMARY: 16,
+    TLV_EPOCH: 8,
 }
-_REQUIRED_TLVS = (TLV_PRIORITY, TLV_UPTIME, TLV_STATE, TLV_SEQUENCE)
+_REQUIRED_TLVS = (TLV_PRIORITY, TLV_UPTIME, TLV_STATE, TLV_SEQUENCE, TLV_EPOCH)
+
+
+def _entries(value: bytes, rec: struct.Struct, what: str) -> list[tuple[Any, ...]]:
+    if len(value) % rec.size or len(value) // rec.size > MAX_CHALLENGES:
+        raise MalformedHeartbeat(f"{what} TLV has bad length {len(value)}")
+    return [rec.unpack_from(value, i) for i in range(0, len(value), rec.size)]
 
 
 def decode_payload(
@@ -444,6 +478,12 @@ def decode_payload(
             kw[name] = vals[t][0] != 0
     if TLV_RESETS in vals:
         (kw["uptime_resets"],) = struct.unpack("<H", vals[TLV_RESETS])
+    if TLV_CHALLENGE in vals:
+        kw["challenges"] = tuple(Challenge(_ascii(s, "challenge serial"), e, n)
+                                 for s, e, n in _entries(vals[TLV_CHALLENGE], _CHAL, "challenge"))
+    if TLV_RESPONSE in vals:
+        kw["responses"] = tuple((_ascii(s, "response serial"), n)
+                                for s, n in _entries(vals[TLV_RESPONSE], _RESP, "response"))
     state = vals[TLV_STATE][0]
     if state not in STATE_NAMES:
         raise MalformedHeartbeat(f"unknown HA state {state}")
@@ -473,6 +513,7 @@ def decode_payload(
         uptime_ms=struct.unpack("<Q", vals[TLV_UPTIME])[0],
         state=state,
         seq=struct.unpack("<Q", vals[TLV_SEQUENCE])[0],
+        epoch=struct.unpack("<Q", vals[TLV_EPOCH])[0],
         authenticated=bool(password),
         **kw,
     )

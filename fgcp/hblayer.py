@@ -22,6 +22,7 @@ from scapy.fields import (
     PacketListField,
     StrFixedLenField,
     StrLenField,
+    XLELongField,
     XLEShortField,
     XStrFixedLenField,
 )
@@ -38,8 +39,10 @@ from fgcp.hbframe import (
     MODE_AP,
     STATE_HELLO,
     STATE_NAMES,
+    TLV_CHALLENGE,
     TLV_CHECKSUMS,
     TLV_END,
+    TLV_EPOCH,
     TLV_FAILOVER,
     TLV_HDR,
     TLV_HOSTNAME,
@@ -52,6 +55,7 @@ from fgcp.hbframe import (
     TLV_PRIMARY,
     TLV_PRIORITY,
     TLV_RESETS,
+    TLV_RESPONSE,
     TLV_ROLE,
     TLV_SEQUENCE,
     TLV_STATE,
@@ -66,9 +70,13 @@ from fgcp.hbframe import (
 
 __all__ = [
     "FGCPTLV",
+    "FGCPChallengeEntry",
     "FGCPHeartbeat",
+    "FGCPResponseEntry",
+    "FGCPTLVChallenge",
     "FGCPTLVChecksums",
     "FGCPTLVEnd",
+    "FGCPTLVEpoch",
     "FGCPTLVFailover",
     "FGCPTLVHostname",
     "FGCPTLVInterfaces",
@@ -78,6 +86,7 @@ __all__ = [
     "FGCPTLVPrimary",
     "FGCPTLVPriority",
     "FGCPTLVResets",
+    "FGCPTLVResponse",
     "FGCPTLVRole",
     "FGCPTLVSequence",
     "FGCPTLVState",
@@ -245,6 +254,61 @@ class FGCPTLVMembers(FGCPTLV):
     ]
 
 
+class FGCPTLVEpoch(FGCPTLV):
+    name = "FGCP TLV epoch"
+    fields_desc: ClassVar[list[AnyField]] = [
+        *_head(TLV_EPOCH),
+        XLELongField("epoch", 0),
+    ]
+
+
+class FGCPChallengeEntry(Packet):
+    """One challenge: prove (serial, epoch) is live by echoing ``nonce``."""
+
+    name = "FGCP challenge"
+    fields_desc: ClassVar[list[AnyField]] = [
+        StrFixedLenField("serial", b"", 16),
+        XLELongField("epoch", 0),
+        XLELongField("nonce", 0),
+    ]
+
+    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
+        return b"", s
+
+
+class FGCPResponseEntry(Packet):
+    """One answer: the ``nonce`` a challenger (``serial``) sent to this member's epoch."""
+
+    name = "FGCP response"
+    fields_desc: ClassVar[list[AnyField]] = [
+        StrFixedLenField("serial", b"", 16),
+        XLELongField("nonce", 0),
+    ]
+
+    def extract_padding(self, s: bytes) -> tuple[bytes, bytes]:
+        return b"", s
+
+
+def _entries_len(p: Packet) -> int:
+    return p.len if p.len is not None else 0
+
+
+class FGCPTLVChallenge(FGCPTLV):
+    name = "FGCP TLV challenge"
+    fields_desc: ClassVar[list[AnyField]] = [
+        *_head(TLV_CHALLENGE),
+        PacketListField("entries", [], FGCPChallengeEntry, length_from=_entries_len),
+    ]
+
+
+class FGCPTLVResponse(FGCPTLV):
+    name = "FGCP TLV response"
+    fields_desc: ClassVar[list[AnyField]] = [
+        *_head(TLV_RESPONSE),
+        PacketListField("entries", [], FGCPResponseEntry, length_from=_entries_len),
+    ]
+
+
 # type -> class of the typed TLVs (their fixed lengths: fgcp.hbframe.TLV_LENGTHS)
 _TLV_CLASSES: dict[int, type[FGCPTLV]] = {
     TLV_END: FGCPTLVEnd,
@@ -265,6 +329,9 @@ _TLV_CLASSES: dict[int, type[FGCPTLV]] = {
     TLV_RESETS: FGCPTLVResets,
     TLV_HOSTNAME: FGCPTLVHostname,
     TLV_PRIMARY: FGCPTLVPrimary,
+    TLV_EPOCH: FGCPTLVEpoch,
+    TLV_CHALLENGE: FGCPTLVChallenge,
+    TLV_RESPONSE: FGCPTLVResponse,
 }
 
 
@@ -280,6 +347,8 @@ def _next_tlv(pkt: Packet, lst: list[BasePacket], cur: Packet | None, remain: by
     if want is not None and tlen != want:
         return FGCPTLV  # honour the length whatever the type says
     if cls is FGCPTLVInterfaces and tlen < 2:
+        return FGCPTLV
+    if (cls is FGCPTLVChallenge and tlen % 32) or (cls is FGCPTLVResponse and tlen % 24):
         return FGCPTLV
     if tlen + 4 > len(remain):
         return FGCPTLV

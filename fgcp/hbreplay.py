@@ -1,82 +1,93 @@
-"""Heartbeat anti-replay: the sender's u64 counter and the receiver's per-sender guard.
+"""Heartbeat freshness: fgcp.freshness applied to the 0x8890 frames (pure, ``now`` passed in).
 
-Self-contained behind two small interfaces (``SequenceCounter.next``, ``ReplayGuard.check``
-/ ``forget``) so the replay protection can be redesigned without touching the codec or FSM.
-
-The counter (TLV 0x84 of every heartbeat) starts at the sender's boot time in ns and grows
-by one per frame; ``ReplayGuard`` rejects a counter <= the last one accepted from the same
-(serial, heartbeat port).  A restarted peer starts at its new boot time, larger than any
-counter it sent before (unless its clock stepped back: ``ReplayGuard.forget`` re-admits it).
+``HeartbeatFreshness`` stamps outgoing heartbeats (epoch TLV 0x8C, counter TLV 0x84,
+challenges 0x8D, responses 0x8E) and gives the verdict on a decoded one: fresh,
+verified now (a new epoch answered our challenge), pending (ignore it), or it raises
+``ReplayedHeartbeat`` / ``RefusedPeer``.  The design is docs/protocol.md "Freshness".
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
+from dataclasses import dataclass, field, replace
 
-from fgcp.hbframe import HeartbeatError
+from fgcp.freshness import MAX_MEMBERS, EpochRegistry, Responder, Verdict, new_epoch
+from fgcp.hbframe import HeartbeatError, HeartbeatInfo
 
-__all__ = ["ReplayGuard", "ReplayedHeartbeat", "SequenceCounter", "Stamped"]
-
-M64 = 0xFFFFFFFFFFFFFFFF
+__all__ = ["HeartbeatFreshness", "RefusedPeer", "ReplayedHeartbeat", "SequenceCounter"]
 
 
 class ReplayedHeartbeat(HeartbeatError):
-    """The sequence counter is not newer than the last one accepted from that sender."""
+    """The counter is not newer within that (serial, epoch, port), or the epoch is retired."""
 
     reason = "replay"
 
 
-class Stamped(Protocol):
-    """What the guard reads of a received frame (fgcp.hbframe.HeartbeatInfo has it)."""
+class RefusedPeer(HeartbeatError):
+    """A new serial while the cluster already has MAX_MEMBERS members (``ha_peers_refused``)."""
 
-    @property
-    def serial(self) -> str: ...
-    @property
-    def port(self) -> str: ...
-    @property
-    def seq(self) -> int: ...
-
+    reason = "too-many-members"
 
 
 @dataclass
 class SequenceCounter:
-    """The sender side of anti-replay: starts at ``boot_ns`` (time.time_ns() at start)."""
+    """The sender's counter within its epoch: 1, 2, ... (never from the clock)."""
 
-    boot_ns: int
     sent: int = 0
 
     def next(self) -> int:
-        """The counter of the next frame sent."""
         self.sent += 1
-        return (self.boot_ns + self.sent) & M64
+        return self.sent
 
 
 @dataclass
-class ReplayGuard:
-    """Receiver side: per (serial, heartbeat port) the last counter accepted.
+class HeartbeatFreshness:
+    """One member's heartbeat freshness state: its epoch, counter, challenges, answers.
 
-    ``check`` raises ``ReplayedHeartbeat`` for a counter that is not newer; a
-    guard keeps at most ``max_senders`` entries (the oldest are forgotten).
+    ``ttl``: pending challenges, answers and idle peers age out after it (seconds).
     """
 
-    max_senders: int = 64
-    last: dict[tuple[str, str], int] = field(default_factory=dict)
+    serial: str
+    ttl: float
+    epoch: int = field(default_factory=new_epoch)
+    max_peers: int = MAX_MEMBERS - 1
+    counter: SequenceCounter = field(default_factory=SequenceCounter)
+    registry: EpochRegistry = field(init=False)
+    responder: Responder = field(init=False)
 
-    def check(self, info: Stamped) -> None:
-        """Accept ``info``'s counter or raise ``ReplayedHeartbeat``."""
-        key = (info.serial, info.port)
-        prev = self.last.get(key)
-        if prev is not None and info.seq <= prev:
+    def __post_init__(self) -> None:
+        self.registry = EpochRegistry(self.ttl, self.max_peers)
+        self.responder = Responder(self.epoch, self.ttl, self.max_peers)
+
+    def check(self, now: float, info: HeartbeatInfo) -> tuple[Verdict, bool]:
+        """Verdict on an authenticated, decoded heartbeat and whether this member should
+        send at once (a new challenge to send or to answer); raises on replay/refusal."""
+        before = len(self.registry.challenges())
+        echoed = [n for s, n in info.responses if s == self.serial]
+        v = self.registry.check(now, info.serial, info.epoch, info.port, info.seq, echoed)
+        if v is Verdict.REPLAY:
             raise ReplayedHeartbeat(
-                f"counter {info.seq} from {info.serial}/{info.port} is not newer than {prev}"
-            )
-        self.last.pop(key, None)
-        self.last[key] = info.seq
-        while len(self.last) > self.max_senders:
-            self.last.pop(next(iter(self.last)))
+                f"counter {info.seq} of {info.serial} epoch {info.epoch:016x} on {info.port}"
+                " is not newer (or the epoch is retired)")
+        if v is Verdict.REFUSED:
+            raise RefusedPeer(f"{info.serial} would be member {self.max_peers + 2}"
+                              f" (at most {self.max_peers + 1})")
+        urgent = self.responder.note(now, info.serial, info.challenges, self.serial)
+        urgent = urgent or len(self.registry.challenges()) > before
+        return v, urgent
 
-    def forget(self, serial: str) -> None:
-        """Re-admit ``serial`` whatever its counter (e.g. after its clock stepped back)."""
-        for key in [k for k in self.last if k[0] == serial]:
-            del self.last[key]
+    def stamp(self, now: float, info: HeartbeatInfo) -> HeartbeatInfo:
+        """``info`` with this member's epoch, the next counter, challenges and answers."""
+        return replace(info, epoch=self.epoch, seq=self.counter.next(),
+                       challenges=self.registry.challenges(),
+                       responses=self.responder.echoes(now))
+
+    def expire(self, now: float) -> None:
+        self.registry.expire(now)
+        self.responder.expire(now)
+
+    def verified_epoch(self, serial: str) -> int | None:
+        return self.registry.verified_epoch(serial)
+
+    @property
+    def refused(self) -> int:
+        return self.registry.refused

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 ANY_NET = IPv4Network("0.0.0.0/0")
+SERIAL_LEN = 16  # serial numbers: the 16-byte serial field of the heartbeat and sync headers
 """The default destination / subnet: every IPv4 address."""
 
 
@@ -130,7 +131,7 @@ class MemberConfig:
 
     source: str  # file name the configuration came from
     hostname: str = "FortiGate"
-    serial: str = ""  # lab extension: config system global / set lab-serial
+    serial: str = ""  # lab extension: config system global / set lab-serial (as set)
     session_table_max: int = 65536  # lab extension: set lab-session-max
     interfaces: dict[str, Interface] = field(default_factory=dict)
     routes: tuple[StaticRoute, ...] = ()
@@ -139,3 +140,12 @@ class MemberConfig:
     policies: tuple[Policy, ...] = ()
     ha: HAConfig = field(default_factory=HAConfig)
     session_ttl: SessionTTL = field(default_factory=SessionTTL)
+
+    @property
+    def member_serial(self) -> str:
+        """The serial this member uses in HA and sync frames: ``lab-serial``, else the
+        hostname when it fits (at most ``SERIAL_LEN`` characters), else "" (the
+        configuration loader refuses that in HA mode)."""
+        if self.serial:
+            return self.serial
+        return self.hostname if len(self.hostname) <= SERIAL_LEN else ""

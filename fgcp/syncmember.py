@@ -206,7 +206,7 @@ class SyncMember:
         self.daemon = daemon
         cfg = daemon.cfg
         self.ha = ha = cfg.ha
-        self.serial = cfg.serial
+        self.serial = cfg.member_serial
         if self.delay_s is None:
             try:
                 self.delay_s = pickup_delay_s()

@@ -31,6 +31,9 @@ local tlv_names = {
     [0x89] = "uptime-resets",
     [0x8A] = "hostname",
     [0x8B] = "primary",
+    [0x8C] = "epoch",
+    [0x8D] = "challenge",
+    [0x8E] = "response",
 }
 
 local p_hb = Proto("fgcp", "FGCP heartbeat (fgcp-lab)")
@@ -81,6 +84,14 @@ local f = {
     hostname = ProtoField.string("fgcp.hostname", "Hostname"),
     primary = ProtoField.string("fgcp.primary", "Primary (as seen by sender)"),
     auth = ProtoField.bytes("fgcp.auth", "HMAC-SHA256 trailer"),
+    epoch = ProtoField.uint64("fgcp.epoch", "Epoch (random per run)", base.HEX),
+    challenge = ProtoField.none("fgcp.challenge", "Challenge"),
+    chal_serial = ProtoField.string("fgcp.challenge.serial", "Challenged serial"),
+    chal_epoch = ProtoField.uint64("fgcp.challenge.epoch", "Challenged epoch", base.HEX),
+    chal_nonce = ProtoField.uint64("fgcp.challenge.nonce", "Nonce", base.HEX),
+    response = ProtoField.none("fgcp.response", "Response"),
+    resp_serial = ProtoField.string("fgcp.response.serial", "Challenger serial"),
+    resp_nonce = ProtoField.uint64("fgcp.response.nonce", "Nonce echoed", base.HEX),
 }
 local fl = {}
 for _, v in pairs(f) do
@@ -177,11 +188,33 @@ local tlv_decoders = {
     [0x89] = function(tvb, t, o) add_le_uint(t, f.resets, tvb(o, 2)); return tostring(tvb(o, 2):le_uint()) end,
     [0x8A] = function(tvb, t, o, l) t:add(f.hostname, tvb(o, l)); return tvb(o, l):string() end,
     [0x8B] = function(tvb, t, o) t:add(f.primary, tvb(o, 16), cstr(tvb(o, 16))); return cstr(tvb(o, 16)) end,
+    [0x8C] = function(tvb, t, o) add_le_uint(t, f.epoch, tvb(o, 8)); return tvb(o, 8):le_uint64():tohex(16) end,
+    [0x8D] = function(tvb, t, o, l)
+        for i = 0, math.floor(l / 32) - 1 do
+            local r = tvb(o + 32 * i, 32)
+            local ct = t:add(f.challenge, r)
+            ct:add(f.chal_serial, r(0, 16), cstr(r(0, 16)))
+            add_le_uint(ct, f.chal_epoch, r(16, 8))
+            add_le_uint(ct, f.chal_nonce, r(24, 8))
+            ct:append_text(": " .. cstr(r(0, 16)))
+        end
+        return tostring(math.floor(l / 32))
+    end,
+    [0x8E] = function(tvb, t, o, l)
+        for i = 0, math.floor(l / 24) - 1 do
+            local r = tvb(o + 24 * i, 24)
+            local rt = t:add(f.response, r)
+            rt:add(f.resp_serial, r(0, 16), cstr(r(0, 16)))
+            add_le_uint(rt, f.resp_nonce, r(16, 8))
+            rt:append_text(": " .. cstr(r(0, 16)))
+        end
+        return tostring(math.floor(l / 24))
+    end,
 }
 -- expected lengths of the fixed-size TLVs: others are shown raw, never misread
 local tlv_fixed = {
     [0x0B] = 1, [0x0C] = 1, [0x0D] = 1, [0x3C] = 48, [0x80] = 8, [0x81] = 1, [0x82] = 1,
-    [0x83] = 4, [0x84] = 8, [0x85] = 4, [0x86] = 1, [0x87] = 1, [0x89] = 2, [0x8B] = 16,
+    [0x83] = 4, [0x84] = 8, [0x85] = 4, [0x86] = 1, [0x87] = 1, [0x89] = 2, [0x8B] = 16, [0x8C] = 8,
 }
 
 function p_hb.dissector(tvb, pinfo, tree)

@@ -14,9 +14,14 @@ from fgcp.config.firewall import ADDRESS_TABLE, POLICY_TABLE, SERVICE_TABLE
 from fgcp.config.reader import Fields, Reader, Table
 from fgcp.config.router import STATIC_TABLE
 from fgcp.config.schema import Section
-from fgcp.config.system import GLOBAL_TABLE, HA_TABLE, INTERFACE_TABLE, SESSION_TTL_TABLE
+from fgcp.config.system import (
+    GLOBAL_TABLE,
+    HA_TABLE,
+    INTERFACE_TABLE,
+    SESSION_TTL_TABLE,
+)
 from fgcp.confparse import Block, ConfigError, parse
-from fgcp.model import MemberConfig
+from fgcp.model import SERIAL_LEN, MemberConfig
 
 __all__ = ["SCHEMA", "TABLES", "load_config", "parse_config"]
 
@@ -59,7 +64,27 @@ def _load(text: str, source: str) -> MemberConfig:
     if errors:
         raise min(errors, key=lambda e: e.line)
     reader.check_refs()
-    return MemberConfig(source=source, **fields)
+    cfg = MemberConfig(source=source, **fields)
+    _check_serial(reader, cfg, by_path)
+    return cfg
+
+
+def _last_set(blocks: list[Block], key: str) -> int:
+    return max((s.line for b in blocks for s in b.settings if s.key == key), default=0)
+
+
+def _check_serial(reader: Reader, cfg: MemberConfig, by_path: dict[str, list[Block]]) -> None:
+    """HA needs a serial: ``lab-serial``, or a hostname short enough to be one."""
+    ha = cfg.ha
+    if ha.mode == "standalone" or cfg.member_serial:
+        return
+    line = (_last_set(by_path["system global"], "hostname")
+            or _last_set(by_path["system ha"], "mode"))
+    raise reader.error(
+        line, "lab-serial",
+        f"HA mode {ha.mode} needs the member's serial number (at most {SERIAL_LEN} "
+        f"characters) and the hostname {cfg.hostname!r} is too long to stand for "
+        "it: set lab-serial in config system global")
 
 
 def parse_config(text: str, source: str = "<string>") -> MemberConfig:

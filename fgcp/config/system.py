@@ -22,7 +22,7 @@ from fgcp.config.values import (
     Text,
 )
 from fgcp.confparse import Block
-from fgcp.model import HAConfig, Interface, SessionTTL
+from fgcp.model import SERIAL_LEN, HAConfig, Interface, SessionTTL
 
 __all__ = [
     "ALLOWACCESS",
@@ -45,8 +45,9 @@ _IP_NAME = Text(35, r"[A-Za-z0-9_.-]+", "letters, digits, '_', '.', '-'")
 # fmt: off
 GLOBAL = Section("system global", keys(
     hostname=Key(_IP_NAME, "FortiGate"),
-    lab_serial=Key(Text(16, r"[!-~]+", "printable ASCII, no spaces"), "",
-                   help="lab extension: the member's serial number"),
+    lab_serial=Key(Text(SERIAL_LEN, r"[!-~]+", "printable ASCII, no spaces"), "",
+                   help="lab extension: the member's serial number (default: the hostname"
+                        " when it has at most 16 characters)"),
     lab_session_max=Key(Int(1, 10_000_000), 65536,
                         help="lab extension: session table size"),
 ))
@@ -60,7 +61,7 @@ INTERFACE = Section("system interface", keys(
     type=Key(Choice(("physical",)), "physical", help="accepted; ports only"),
 ), entry=IFNAME, what="interface")
 HA = Section("system ha", keys(
-    group_name=Key(Text(32), ""),
+    group_name=Key(Text(32, r"[ -~]*", "printable ASCII: it is sent in every heartbeat"), ""),
     group_id=Key(Int(0, 255), 0),
     mode=Key(Choice(("standalone", "a-p", "a-a")), "standalone"),
     password=Key(Password(128), ""),

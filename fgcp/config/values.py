@@ -50,9 +50,15 @@ def one(words: Sequence[Word]) -> str:
     return words[0].text
 
 
+MAX_DIGITS = 20  # beyond any range of the schema (u64 has 20 digits); int() has a limit
+
+
 def integer(text: str, lo: int, hi: int) -> int:
     if not re.fullmatch(r"-?[0-9]+", text):
-        raise Invalid(f"{text!r} is not an integer")
+        raise Invalid(f"{text[:24]!r} is not an integer")
+    digits = len(text.lstrip("-").lstrip("0"))
+    if digits > MAX_DIGITS:
+        raise Invalid(f"an integer of {digits} digits is out of range {lo}-{hi}")
     value = int(text)
     if not lo <= value <= hi:
         raise Invalid(f"{value} is out of range {lo}-{hi}")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from scapy.layers.l2 import Ether
 
+from fgcp.freshness import Challenge, Verdict
 from fgcp.hbframe import (
     HB_MAGIC,
     IF_ADMIN_UP,
@@ -33,16 +34,13 @@ from fgcp.hblayer import (
     FGCPTLV,
     FGCPHeartbeat,
     FGCPTLVEnd,
+    FGCPTLVEpoch,
     FGCPTLVPriority,
     FGCPTLVSequence,
     FGCPTLVState,
     FGCPTLVUptime,
 )
-from fgcp.hbreplay import (
-    ReplayedHeartbeat,
-    ReplayGuard,
-    SequenceCounter,
-)
+from fgcp.hbreplay import HeartbeatFreshness, ReplayedHeartbeat
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 SRC = bytes.fromhex("00090f090a01")
@@ -79,6 +77,9 @@ INFO = HeartbeatInfo(
     members=("FGVM01TM00000002",),
     hostname="FGT1",
     primary="FGVM01TM00000001",
+    epoch=0x1122334455667788,
+    challenges=(Challenge("FGVM01TM00000002", 0x0102030405060708, 0xA1A2A3A4A5A6A7A8),),
+    responses=(("FGVM01TM00000002", 0xB1B2B3B4B5B6B7B8),),
 )
 
 
@@ -143,22 +144,24 @@ def test_scapy_build_fills_lengths_and_decodes() -> None:
             FGCPTLVUptime(uptime_ms=5000),
             FGCPTLVState(state=3),
             FGCPTLVSequence(seq=42),
+            FGCPTLVEpoch(epoch=5),
             FGCPTLV(type=0x9F, value=b"future"),  # unknown TLV: skipped by length
             FGCPTLVEnd(),
         ],
     )
     raw = bytes(pkt)
     info = decode_heartbeat(raw, "", group_id=10)
-    assert (info.serial, info.priority, info.uptime_ms, info.state, info.seq) == (
+    assert (info.serial, info.priority, info.uptime_ms, info.state, info.seq, info.epoch) == (
         "FGVM01TM00000002",
         100,
         5000,
         3,
         42,
+        5,
     )
     again = Ether(raw)[FGCPHeartbeat]
     assert (
-        again.tlvs[4].type == 0x9F and again.tlvs[4].len == 6 and again.tlvs[4].value == b"future"
+        again.tlvs[5].type == 0x9F and again.tlvs[5].len == 6 and again.tlvs[5].value == b"future"
     )
 
 
@@ -200,29 +203,25 @@ def test_wrong_group() -> None:
         decode_heartbeat(frame, "secret", group_id=10, group_name="other")
 
 
-def test_replay_guard_and_restart() -> None:
-    boot1 = 1_700_000_000_000_000_000
-    c = SequenceCounter(boot1)
-    guard = ReplayGuard()
-    first = dataclasses.replace(INFO, seq=c.next())
-    second = dataclasses.replace(INFO, seq=c.next())
-    guard.check(first)
-    guard.check(second)
+def test_counters_per_epoch_and_port() -> None:
+    me = HeartbeatFreshness("FGVM01TM00000002", ttl=5.0, epoch=7)
+    peer = HeartbeatFreshness(INFO.serial, ttl=5.0, epoch=9)
+    base = dataclasses.replace(INFO, challenges=(), responses=())
+    first = peer.stamp(0.0, base)
+    assert (first.epoch, first.seq) == (9, 1)
+    assert me.check(0.0, first)[0] is Verdict.PENDING  # unknown epoch: challenged
     with pytest.raises(ReplayedHeartbeat):
-        guard.check(first)  # old frame replayed
+        me.check(0.1, first)  # the same frame twice, even while pending
+    chal = me.stamp(0.1, base)
+    peer.check(0.1, dataclasses.replace(chal, serial="FGVM01TM00000002"))
+    answer = peer.stamp(0.2, base)
+    assert me.check(0.2, answer)[0] is Verdict.VERIFIED
+    later = peer.stamp(0.3, base)
+    assert me.check(0.3, later)[0] is Verdict.FRESH
     with pytest.raises(ReplayedHeartbeat):
-        guard.check(second)  # same frame twice
+        me.check(0.4, answer)  # older counter of the verified epoch
     # the same counter on another heartbeat link is a different stream
-    guard.check(dataclasses.replace(second, port="port4"))
-    # the peer restarts 60 s later: its counter starts at its new boot time, accepted
-    restarted = SequenceCounter(boot1 + 60 * 10**9)
-    guard.check(dataclasses.replace(INFO, seq=restarted.next()))
-    # a peer whose clock stepped back is refused until forgotten
-    back = dataclasses.replace(INFO, seq=boot1 - 5)
-    with pytest.raises(ReplayedHeartbeat):
-        guard.check(back)
-    guard.forget(INFO.serial)
-    guard.check(back)
+    assert me.check(0.4, dataclasses.replace(later, port="port4"))[0] is Verdict.FRESH
 
 
 def test_truncated_frames_are_malformed() -> None:

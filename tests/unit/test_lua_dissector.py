@@ -82,6 +82,13 @@ def test_fields_group_serial_priority(tmp_path: Path) -> None:
     # interface inventory (zlib) and a display filter on a decoded field
     names = tshark(pcap, "-Y", "fgcp.priority == 200", "-T", "fields", "-e", "fgcp.iface.name")
     assert names == [["port1,port2,port3"], ["port1,port2,port3"]]
+    # freshness TLVs: epoch, challenge (serial, epoch, nonce), response (serial, nonce)
+    fresh = tshark(pcap, "-Y", "fgcp.priority == 200", "-T", "fields", "-e", "fgcp.epoch",
+                   "-e", "fgcp.challenge.serial", "-e", "fgcp.challenge.epoch",
+                   "-e", "fgcp.challenge.nonce", "-e", "fgcp.response.serial",
+                   "-e", "fgcp.response.nonce")
+    assert fresh == [["0x1122334455667788", "FGVM01TM00000002", "0x0102030405060708",
+                      "0xa1a2a3a4a5a6a7a8", "FGVM01TM00000002", "0xb1b2b3b4b5b6b7b8"]] * 2
 
 
 def test_truncated_and_odd_frames_do_not_break_the_dissector(tmp_path: Path) -> None:
