@@ -140,7 +140,7 @@ class Cluster:
             return FakeLink(name, bytes((2, 0, 0, 0, i + 1, int(name[-1]))), self.wires[name])
 
         m = SyncMember(link_factory=factory, delay_s=self.delay_s, clock=lambda: self.now,
-                       boot_id=0x1000 * (i + 1), tune_gc=False)
+                       tune_gc=False)
         m.open(d)
         self.daemons.append(d)
         self.members.append(m)

@@ -101,7 +101,7 @@ def test_fake_serials_do_not_grow_the_peer_tables() -> None:
     udp_sessions(c, 10, 500)
     c.run(0.3)
     assert keys(b) == keys(a) and len(keys(a)) == 70
-    assert "peers_refused=" in a.stats_text(c.now)
+    assert "peers-refused=" in a.stats_text(c.now)
 
 
 def test_synced_table_bounded_by_lab_session_max_takeover_installs_all() -> None:
@@ -118,7 +118,7 @@ def test_synced_table_bounded_by_lab_session_max_takeover_installs_all() -> None
         p.sender.upsert(make_record(rng, i, c.now, 17), c.now)
     c.run(1.0)
     assert len(s.receiver.table) == 100 and s.receiver.stats.table_full == 50
-    assert "table_full=50" in s.stats_text(c.now)
+    assert "table-full=50" in s.stats_text(c.now)
     c.members.remove(p)
     c.takeover(1)
     assert s.counters["installed"] == 100 and s.counters["install_failed"] == 0
