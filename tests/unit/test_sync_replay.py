@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fgcp.sync import SyncReceiver, SyncSender
+from fgcp.sync.fresh import REPLAY_WINDOW, ReplayWindow
 from fgcp.syncframe import T_ACK, T_BULK_BEGIN, T_DATA, T_HELLO, T_NACK, decode_frame
 from tests.unit.fakes import LossyLink, SyncNet
 from tests.unit.test_sync import HB_LINKS, KEY, SYNC_LINKS, assert_tables_equal, make_record
@@ -247,3 +248,56 @@ def test_synced_table_is_bounded_by_the_session_limit() -> None:
         s.upsert(make_record(rng, i, net.now, 17), net.now)
     net.run(net.now + 1.0)
     assert len(r.table) == 95 and not set(gone) & set(r.table)
+
+
+# --------------------------------------------------------------------------- restarts
+
+
+class ClockBehind:
+    """A sender whose clock is ``lag`` seconds behind the others' (restarted, no NTP yet)."""
+
+    def __init__(self, inner: SyncSender, lag: float) -> None:
+        self.inner = inner
+        self.lag = lag
+        self.serial = inner.serial
+
+    def receive(self, payload: bytes, now: float) -> list[Any]:
+        return self.inner.receive(payload, now - self.lag)
+
+    def poll(self, now: float) -> list[Any]:
+        return self.inner.poll(now - self.lag)
+
+
+def test_primary_restart_with_clock_behind_resyncs_and_its_old_run_is_a_replay() -> None:
+    rng = random.Random(26)
+    s, r, net = recorded_pair()
+    for i in range(50):
+        s.upsert(make_record(rng, i, 0.0, 17), 0.0)
+    net.run(1.0)
+    old_run = [w.payload for w in net.wire if w.src == "FGT1"]
+    # FGT1's fgcpd restarts with its clock 10 s behind and a smaller table
+    s2 = SyncSender("FGT1", 10, KEY)
+    s2.set_links(SYNC_LINKS, HB_LINKS)
+    for i in range(100, 130):
+        s2.upsert(make_record(rng, i, net.now - 10.0, 17), net.now - 10.0)
+    net.sender = ClockBehind(s2, 10.0)
+    net._route_from_sender(s2.start(net.now - 10.0), net.now)
+    net.run(net.now + 2.0)
+    assert r.sender_epoch == s2.fresh.epoch and r.bulk_complete
+    assert set(r.table) == set(s2.records)
+    stream = r.stream
+    for p in old_run:  # the previous run of FGT1, replayed: a retired epoch
+        net.inject_to_receiver("FGT2", p, net.now)
+    net.run(net.now + 1.0)
+    assert r.stream == stream and set(r.table) == set(s2.records)
+    assert r.stats.dropped_replay >= len(old_run)
+
+
+def test_counters_accepted_once_reordering_inside_the_window() -> None:
+    w = ReplayWindow(100)
+    assert not w.accept(100) and not w.accept(7)  # closed at the floor
+    assert w.accept(105) and w.accept(103) and w.accept(101)  # overtaken frames, once each
+    assert not w.accept(103) and not w.accept(105)
+    assert w.accept(105 + REPLAY_WINDOW)
+    assert not w.accept(105)  # fell out of the window
+    assert w.accept(106) and not w.accept(106)  # the oldest still inside: once
