@@ -24,6 +24,7 @@ _STAT_LINES = (
                      "nacks_tx")),
     ("rejected", ("stale", "dup_frames", "dup_records", "oversize")),
     ("dropped", ("dropped_auth", "dropped_malformed", "dropped_foreign", "no_link")),
+    ("freshness", ("dropped_replay", "dropped_unverified", "peers_refused", "table_full")),
     ("links", ("fallback_frames", "bulks", "streams")),
 )
 
@@ -57,7 +58,8 @@ def render_sync_stats(sender: dict[str, Any] | None, receiver: dict[str, Any] | 
         links = ",".join(snap["links"]) or "none"
         lines.append(f"{'sync' if is_tx else 'recv'}: create={st.get('creates', 0)}, "
                      f"update={st.get('updates', 0)}, delete={st.get('deletes', 0)}")
-        lines.append(f"  role: {role} serial={snap['serial']} sessions={snap['sessions']}")
+        lines.append(f"  role: {role} serial={snap['serial']} epoch={snap.get('epoch', 0):016x} "
+                     f"sessions={snap['sessions']}")
         lines.append(f"  links: {links}{' (fallback to heartbeat links)' if snap['fallback'] else ''}")
         if is_tx:
             lines.append(f"  lag: unacked_records={snap['unacked_records']} "
@@ -68,7 +70,9 @@ def render_sync_stats(sender: dict[str, Any] | None, receiver: dict[str, Any] | 
                              f"unacked_records={p['unacked_records']} queued={p['queued']} "
                              f"bulk={p['bulk']}")
         else:
-            lines.append(f"  from {snap['sender'] or '-'}: stream={snap['stream']:#010x} "
+            lines.append(f"  from {snap['sender'] or '-'}: "
+                         f"epoch={snap.get('sender_epoch', 0):016x} "
+                         f"stream={snap['stream']:#010x} "
                          f"acked_seq={snap['cum_seq']} highest_seq={snap['highest_seq']} "
                          f"gaps={len(snap['gaps'])} "
                          f"bulk={'complete' if snap['bulk_complete'] else 'pending'}"

@@ -5,11 +5,16 @@
 
 Wire layout (big-endian, offsets after the Ethernet header; docs/protocol.md "Session sync")::
 
-    0  magic u16 0x4653 ("FS")  2 version u8 (1)  3 type u8  4 flags u8  5 reserved u8
-    6  group-id u16   8 sender serial 16s   24 stream id u32   28 seq u32   32 ack u32
-    36 frame time u32 (sender clock, ms)   40 count u16   42 payload length u16
-    44 payload: DATA records | NACK ranges (from u32, to u32) | BULK_* u32 total
+    0  magic u16 0x4653 ("FS")  2 version u8 (2)  3 type u8  4 flags u8  5 reserved u8
+    6  group-id u16   8 sender serial 16s   24 epoch u64 (the sender's run)
+    32 counter u64 (per sender epoch, +1 every frame)   40 stream id u32   44 seq u32
+    48 ack u32   52 frame time u32 (sender clock, ms)   56 count u16   58 payload length u16
+    60 payload: DATA records | NACK ranges (from u32, to u32) | HELLO, BULK_REQ nonce u64,
+       echo u64 | BULK_BEGIN u32 total, echo u64 | BULK_END u32 total
     end: 32-byte HMAC-SHA256 trailer when flag 0x02 is set
+
+Freshness (fgcp/sync/fresh.py): epoch and counter are in the authenticated part; a HELLO's
+nonce is a challenge the peer echoes (HELLO echo, BULK_BEGIN echo).
 
 Authentication: key = HKDF-SHA256(password, salt=b"fgcp-lab session-sync v1",
 info=group-id u16 big-endian) (``fgcp.hakeys.derive_sync_key``: the heartbeat scheme with
@@ -22,6 +27,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from fgcp.freshness import M64
 from fgcp.hakeys import MAC_LEN, mac, mac_ok
 from fgcp.syncrecord import (
     RecordOp,
@@ -57,6 +63,8 @@ __all__ = [
     "SyncAuthError",
     "SyncFrame",
     "decode_frame",
+    "encode_bulk_begin",
+    "encode_challenge",
     "encode_frame",
     "encode_nack_ranges",
     "encode_total",
@@ -64,7 +72,7 @@ __all__ = [
 
 ETH_P_FGCP_SYNC = 0x8892
 SYNC_MAGIC = 0x4653  # "FS"
-SYNC_VERSION = 1
+SYNC_VERSION = 2  # 2: epoch, counter, challenge nonces (issue 13); 1 refused
 MAX_FRAME = 1500  # Ethernet payload (MTU): header + records + trailer fit in it
 AUTH_LEN = MAC_LEN
 
@@ -86,10 +94,12 @@ FLAG_AUTH = 0x02
 FLAG_RESEND = 0x04  # retransmission of an earlier sequence number
 FLAG_BULK = 0x08  # the frame belongs to a bulk sync in progress
 
-_HDR = struct.Struct("!HBBBBH16sIIIIHH")
-HEADER_LEN = _HDR.size  # 44
+_HDR = struct.Struct("!HBBBBH16sQQIIIIHH")
+HEADER_LEN = _HDR.size  # 60
 RANGE = struct.Struct("!II")  # NACK gap: from u32, to u32 (inclusive)
 _U32 = struct.Struct("!I")
+_CHALLENGE = struct.Struct("!QQ")  # HELLO / BULK_REQ: nonce u64, echo u64
+_BULK_BEGIN = struct.Struct("!IQ")  # total u32, echo u64
 MAX_RECORDS_BYTES = MAX_FRAME - HEADER_LEN - AUTH_LEN  # room for records, auth or not
 MAX_RANGES = MAX_RECORDS_BYTES // RANGE.size
 
@@ -114,6 +124,8 @@ class SyncFrame:
     flags: int
     group_id: int
     serial: str
+    epoch: int
+    counter: int
     stream: int
     seq: int
     ack: int
@@ -122,6 +134,8 @@ class SyncFrame:
     records: list[RecordOp] = field(default_factory=list)
     ranges: list[tuple[int, int]] = field(default_factory=list)
     total: int = 0
+    nonce: int = 0  # HELLO / BULK_REQ: the sender's challenge (0 = none)
+    echo: int = 0  # HELLO / BULK_REQ / BULK_BEGIN: a nonce of the peer, echoed (0 = none)
 
 
 def _serial(serial: str) -> bytes:
@@ -132,16 +146,19 @@ def _serial(serial: str) -> bytes:
 
 
 def encode_frame(ftype: int, group_id: int, serial: str, stream: int, seq: int, ack: int,
-                 time_ms: int, key: bytes | None, *, flags: int = 0, count: int = 0,
-                 payload: bytes = b"") -> bytes:
-    """Bytes after the Ethernet header of one frame (HMAC trailer added when ``key``)."""
+                 time_ms: int, key: bytes | None, *, epoch: int, counter: int,
+                 flags: int = 0, count: int = 0, payload: bytes = b"") -> bytes:
+    """Bytes after the Ethernet header of one frame (HMAC trailer added when ``key``).
+
+    ``epoch`` is the sender's run, ``counter`` its frame counter in that run (both non-zero).
+    """
     if key is not None:
         flags |= FLAG_AUTH
     else:
         flags &= ~FLAG_AUTH
     hdr = _HDR.pack(SYNC_MAGIC, SYNC_VERSION, ftype, flags, 0, group_id & 0xFFFF,
-                    _serial(serial), stream & M32, seq & M32, ack & M32,
-                    time_ms & M32, count, len(payload))
+                    _serial(serial), epoch & M64, counter & M64, stream & M32, seq & M32,
+                    ack & M32, time_ms & M32, count, len(payload))
     data = hdr + payload
     if key is not None:
         data += mac(key, data)
@@ -154,8 +171,18 @@ def encode_nack_ranges(ranges: list[tuple[int, int]]) -> bytes:
 
 
 def encode_total(total: int) -> bytes:
-    """BULK_BEGIN / BULK_END payload: u32 (sessions in the bulk / records sent)."""
+    """BULK_END payload: u32 (records the bulk sent)."""
     return _U32.pack(total & M32)
+
+
+def encode_challenge(nonce: int, echo: int = 0) -> bytes:
+    """HELLO / BULK_REQ payload: this member's challenge ``nonce``, the peer's nonce ``echo``."""
+    return _CHALLENGE.pack(nonce & M64, echo & M64)
+
+
+def encode_bulk_begin(total: int, echo: int = 0) -> bytes:
+    """BULK_BEGIN payload: u32 sessions in the bulk, u64 the secondary's nonce echoed."""
+    return _BULK_BEGIN.pack(total & M32, echo & M64)
 
 
 class FrameBuilder:
@@ -197,8 +224,8 @@ def decode_frame(data: bytes | bytearray | memoryview, key: bytes | None, now: f
     n = len(data)
     if n < HEADER_LEN:
         raise MalformedSyncFrame(f"frame of {n} bytes is shorter than the {HEADER_LEN}-byte header")
-    (magic, version, ftype, flags, _res, group_id, serial, stream, seq, ack, time_ms,
-     count, plen) = _HDR.unpack_from(data, 0)
+    (magic, version, ftype, flags, _res, group_id, serial, epoch, counter, stream, seq, ack,
+     time_ms, count, plen) = _HDR.unpack_from(data, 0)
     if magic != SYNC_MAGIC:
         raise MalformedSyncFrame(f"bad magic {magic:#06x}")
     if version != SYNC_VERSION:
@@ -225,7 +252,9 @@ def decode_frame(data: bytes | bytearray | memoryview, key: bytes | None, now: f
         sn = bytes(serial).rstrip(b"\0").decode("ascii")
     except UnicodeDecodeError:
         raise MalformedSyncFrame("sender serial is not ASCII") from None
-    fr = SyncFrame(ftype, flags, group_id, sn, stream, seq, ack, time_ms, count)
+    if not epoch or not counter:
+        raise MalformedSyncFrame("epoch and counter must be non-zero")
+    fr = SyncFrame(ftype, flags, group_id, sn, epoch, counter, stream, seq, ack, time_ms, count)
     if ftype == T_DATA:
         try:
             fr.records = decode_records(data, HEADER_LEN, end, count, time_ms, now)
@@ -241,10 +270,18 @@ def decode_frame(data: bytes | bytearray | memoryview, key: bytes | None, now: f
                 raise MalformedSyncFrame(f"NACK range {a}-{b} is reversed")
             ranges.append((a, b))
         fr.ranges = ranges
-    elif ftype in (T_BULK_BEGIN, T_BULK_END):
+    elif ftype == T_BULK_BEGIN:
+        if plen != _BULK_BEGIN.size or count != 0:
+            raise MalformedSyncFrame("BULK_BEGIN: payload must be total u32, echo u64")
+        fr.total, fr.echo = _BULK_BEGIN.unpack_from(data, HEADER_LEN)
+    elif ftype == T_BULK_END:
         if plen != 4 or count != 0:
-            raise MalformedSyncFrame(f"{TYPE_NAMES[ftype]}: payload must be one u32")
+            raise MalformedSyncFrame("BULK_END: payload must be one u32")
         fr.total = _U32.unpack_from(data, HEADER_LEN)[0]
+    elif ftype in (T_HELLO, T_BULK_REQ):
+        if plen != _CHALLENGE.size or count != 0:
+            raise MalformedSyncFrame(f"{TYPE_NAMES[ftype]}: payload must be nonce u64, echo u64")
+        fr.nonce, fr.echo = _CHALLENGE.unpack_from(data, HEADER_LEN)
     elif plen or count:
         raise MalformedSyncFrame(f"{TYPE_NAMES[ftype]} carries no payload")
     return fr

@@ -26,6 +26,7 @@ from scapy.fields import (
     StrFixedLenField,
     StrLenField,
     XIntField,
+    XLongField,
     XShortField,
     XStrFixedLenField,
 )
@@ -42,7 +43,9 @@ from fgcp.syncframe import (
     SYNC_VERSION,
     T_BULK_BEGIN,
     T_BULK_END,
+    T_BULK_REQ,
     T_DATA,
+    T_HELLO,
     T_NACK,
     TYPE_NAMES,
 )
@@ -176,6 +179,8 @@ class FGCPSync(Packet):
         ByteField("reserved", 0),
         ShortField("group_id", 0),
         StrFixedLenField("serial", b"", 16),
+        XLongField("epoch", 1),
+        LongField("counter", 1),
         XIntField("stream", 0),
         IntField("seq", 0),
         IntField("ack", 0),
@@ -189,6 +194,9 @@ class FGCPSync(Packet):
                                          count_from=lambda p: p.count),
                          lambda p: p.type == T_NACK),
         ConditionalField(IntField("total", 0), lambda p: p.type in (T_BULK_BEGIN, T_BULK_END)),
+        ConditionalField(XLongField("nonce", 0), lambda p: p.type in (T_HELLO, T_BULK_REQ)),
+        ConditionalField(XLongField("echo", 0),
+                         lambda p: p.type in (T_HELLO, T_BULK_REQ, T_BULK_BEGIN)),
         ConditionalField(XStrFixedLenField("auth", b"\0" * AUTH_LEN, AUTH_LEN),
                          lambda p: p.flags & FLAG_AUTH),
     ]
@@ -198,9 +206,10 @@ class FGCPSync(Packet):
         if self.count is None:
             n = len(self.records) if self.type == T_DATA else (
                 len(self.gaps) if self.type == T_NACK else 0)
-            pkt = pkt[:40] + struct.pack("!H", n) + pkt[42:]
+            pkt = pkt[:HEADER_LEN - 4] + struct.pack("!H", n) + pkt[HEADER_LEN - 2:]
         if self.length is None:
-            pkt = pkt[:42] + struct.pack("!H", len(pkt) - HEADER_LEN - tail) + pkt[44:]
+            pkt = (pkt[:HEADER_LEN - 2] + struct.pack("!H", len(pkt) - HEADER_LEN - tail)
+                   + pkt[HEADER_LEN:])
         return pkt + pay
 
     def sign(self, key: bytes) -> bytes:
@@ -213,7 +222,8 @@ class FGCPSync(Packet):
         return b"", s
 
     def mysummary(self) -> str:
-        return self.sprintf("FGCP-sync %type% stream=%stream% seq=%seq% ack=%ack% count=%count%")
+        return self.sprintf("FGCP-sync %type% epoch=%epoch% ctr=%counter% stream=%stream% "
+                            "seq=%seq% ack=%ack% count=%count%")
 
 
 bind_layers(Ether, FGCPSync, type=ETH_P_FGCP_SYNC)

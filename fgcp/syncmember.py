@@ -30,12 +30,14 @@ from typing import Any, Protocol
 
 from fgcp import diag
 from fgcp.component import ComponentError, ForwardingPlane, Host, SyncCompleteListener
+from fgcp.freshness import MAX_MEMBERS, FreshnessSource
 from fgcp.hakeys import derive_sync_key
 from fgcp.model import HAConfig
 from fgcp.packetsock import PACKET_OUTGOING, link_up, open_packet_socket
 from fgcp.session import SYNCED, Session
 from fgcp.sync import (
     PICKUP_DELAY_S,
+    SyncFreshness,
     SyncReceiver,
     SyncSender,
     SyncTuning,
@@ -159,20 +161,26 @@ class SyncMember:
 
     ``link_factory(port_name)`` opens one HA port (default: PacketLink);
     ``clock`` is used only for the forwarder's session events (they carry no
-    time; the daemon's clock is time.time()).
+    time; the daemon's clock is time.time()).  ``epoch``: this run's epoch (default:
+    the HA component's, fgcp.freshness.FreshnessSource, else a new one).
+
+    A peer's MAC (``macs``) and liveness (``peer_seen``) are learned only from frames
+    the engine accepted (authentic, fresh: ``engine.accepted``), for at most
+    ``MAX_MEMBERS - 1`` peers; more are refused (``counters["peers_refused"]``).
     """
 
     name = "sync"
 
     def __init__(self, *, link_factory: LinkFactory | None = None,
                  tuning: SyncTuning | None = None, delay_s: float | None = None,
-                 clock: Callable[[], float] = time.time, boot_id: int | None = None,
+                 clock: Callable[[], float] = time.time, epoch: int | None = None,
                  tune_gc: bool = True) -> None:
         self.link_factory: LinkFactory = link_factory or PacketLink
         self.tuning = tuning or SyncTuning(flush_delay=FLUSH_DELAY)
         self.delay_s = delay_s
         self.clock = clock
-        self.boot_id = boot_id if boot_id is not None else int.from_bytes(os.urandom(4), "big")
+        self.epoch = epoch
+        self.fresh = SyncFreshness(epoch)  # replaced at open (the HA component's epoch)
         self.tune_gc = tune_gc
         self.daemon: Host | None = None
         self.ha: HAConfig | None = None
@@ -189,6 +197,7 @@ class SyncMember:
         self.counters: dict[str, int] = {
             "installed": 0, "install_failed": 0, "replaced": 0, "takeovers": 0,
             "released_sessions": 0, "delayed_synced": 0, "tx_errors": 0, "no_ha": 0,
+            "peers_refused": 0,
         }
         self.last_takeover_ms = 0.0
         self._delayed: list[tuple[float, int, Session]] = []
@@ -214,13 +223,14 @@ class SyncMember:
                 log.error("session sync: %s; using %.0f s", exc, PICKUP_DELAY_S)
                 self.delay_s = PICKUP_DELAY_S
         self.enabled = ha.mode != "standalone" and bool(self.serial)
-        self.key = key = derive_sync_key(ha.password, ha.group_id)
+        self.key = derive_sync_key(ha.password, ha.group_id)
         self.sync_names = list(ha.session_sync_dev)
         self.hb_names = [p for p, _ in ha.hbdev]
         self._register_diag(daemon.table)
         if not self.enabled:
             log.info("session sync off (HA mode %s)", ha.mode)
             return
+        self.fresh = self._freshness(daemon)
         for name in dict.fromkeys(self.sync_names + self.hb_names):
             try:
                 link = self.link_factory(name)
@@ -237,7 +247,7 @@ class SyncMember:
             gc.set_threshold(*GC_THRESHOLD)
         now = self.clock()
         self._last_tick = now
-        self.receiver = SyncReceiver(self.serial, ha.group_id, key, self.tuning)
+        self.receiver = self._receiver()
         self._check_links(now, force=True)
         self._send(self.receiver.poll(now))  # HELLO at once: a joining member asks for its bulk
         self._report_sync(now)
@@ -246,6 +256,25 @@ class SyncMember:
                  ",".join(self.hb_names) or "-", ha.session_pickup,
                  ha.session_pickup_connectionless, ha.session_pickup_delay,
                  self.delay_s)
+
+    def _freshness(self, daemon: Host) -> SyncFreshness:
+        """This run's sync freshness: the heartbeat's epoch and its verified peers' epochs
+        (a sync frame of an epoch the heartbeat verified differently is not used)."""
+        ha: object = daemon.component("ha")
+        if not isinstance(ha, FreshnessSource) or not ha.epoch:
+            return SyncFreshness(self.epoch)
+        src = ha
+
+        def gate(serial: str, epoch: int) -> bool:
+            known = src.verified_epoch(serial)
+            return known is None or known == epoch
+
+        return SyncFreshness(self.epoch or src.epoch, gate=gate)
+
+    def _receiver(self) -> SyncReceiver:
+        assert self.daemon is not None and self.ha is not None
+        return SyncReceiver(self.serial, self.ha.group_id, self.key, self.tuning,
+                            fresh=self.fresh, max_sessions=self.daemon.cfg.session_table_max)
 
     def close(self) -> None:
         fwd = self.daemon.fwd if self.daemon is not None else None
@@ -273,18 +302,32 @@ class SyncMember:
             if engine is None:
                 continue
             for src, payload in frames:
-                before = engine.stats.frames_rx
                 out = engine.receive(payload, now)
-                if engine.stats.frames_rx != before and len(payload) >= 24:
-                    serial = payload[8:24].rstrip(b"\0").decode("ascii", "replace")
-                    self.macs[(serial, link.name)] = src
-                    self.peer_seen[serial] = now
+                if engine.accepted is not None:
+                    self._learn(engine.accepted, link.name, src, now)
                 if out:
                     self._send(out)
             if len(frames) < 64:
                 break
         if self.receiver is not None and engine is self.receiver:
             self._report_sync(now)
+
+    def _learn(self, serial: str, link: str, src: bytes, now: float) -> None:
+        """A fresh, authentic frame of ``serial`` came from ``src`` on ``link``."""
+        seen = self.peer_seen
+        if serial not in seen and len(seen) >= MAX_MEMBERS - 1:
+            stale = min(seen, key=seen.__getitem__)
+            if now - seen[stale] <= PEER_SILENCE:
+                self.counters["peers_refused"] += 1
+                return
+            self._forget(stale)
+        seen[serial] = now
+        self.macs[(serial, link)] = src
+
+    def _forget(self, serial: str) -> None:
+        self.peer_seen.pop(serial, None)
+        for k in [k for k in self.macs if k[0] == serial]:
+            del self.macs[k]
 
     def next_deadline(self) -> float | None:
         if not self.enabled:
@@ -321,7 +364,7 @@ class SyncMember:
                 log.info("session sync: peer %s silent for %.0f s, stream dropped",
                          serial, PEER_SILENCE)
                 self.sender.remove_peer(serial)
-                self.peer_seen.pop(serial, None)
+                self._forget(serial)
             self._send(self.sender.poll(now))
         elif self.receiver is not None:
             self._send(self.receiver.poll(now))
@@ -334,15 +377,14 @@ class SyncMember:
         if not self.enabled or self.sender is not None:
             return
         t0 = time.perf_counter()
-        assert self.daemon is not None and self.ha is not None and self.key is not None
+        assert self.daemon is not None and self.ha is not None
         fwd = self.daemon.fwd
         rx = self.receiver
         if rx is not None and fwd is not None:
             self._install(rx.table.values(), fwd, now)
         self.receiver = None
-        self.sender = SyncSender(self.serial, self.ha.group_id, self.key, self.boot_id,
-                                 self.tuning)
-        self.boot_id = (self.boot_id + 0x10000) & 0xFFFFFFFF  # next sender: other stream ids
+        self.sender = SyncSender(self.serial, self.ha.group_id, self.key, self.tuning,
+                                 fresh=self.fresh)  # stream ids go on growing in this epoch
         self._apply_links()
         self._delayed.clear()
         self.peer_seen.clear()
@@ -364,11 +406,11 @@ class SyncMember:
             return
         self.sender = None
         self._delayed.clear()
-        assert self.daemon is not None and self.ha is not None and self.key is not None
+        assert self.daemon is not None and self.ha is not None
         fwd = self.daemon.fwd
         if fwd is not None:
             self.counters["released_sessions"] += fwd.sessions.clear()
-        self.receiver = SyncReceiver(self.serial, self.ha.group_id, self.key, self.tuning)
+        self.receiver = self._receiver()
         self._apply_links()
         self._send(self.receiver.poll(now))
         self._report_sync(now)
@@ -515,7 +557,9 @@ class SyncMember:
         extra = (f"  takeover: count={c['takeovers']} installed={c['installed']} "
                  f"install_failed={c['install_failed']} last={self.last_takeover_ms:.1f}ms\n"
                  f"  pickup_delay={self.delay_s:.1f}s delayed_waiting={len(self._delayed)} "
-                 f"delayed_synced={c['delayed_synced']} tx_errors={c['tx_errors']}\n")
+                 f"delayed_synced={c['delayed_synced']} tx_errors={c['tx_errors']}\n"
+                 f"  peers: known={len(self.peer_seen)} macs={len(self.macs)} "
+                 f"peers_refused={c['peers_refused']}\n")
         return text + extra
 
     def render_stats(self, state: diag.DiagState, args: Sequence[str]) -> str:

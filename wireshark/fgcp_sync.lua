@@ -1,5 +1,5 @@
 -- fgcp-lab session-sync frames (ethertype 0x8892): Wireshark/tshark Lua dissector.
--- Layout: docs/protocol-sync.md (big-endian). Usage:
+-- Layout: docs/protocol.md "Session sync" (big-endian, version 2). Usage:
 --   tshark -X lua_script:wireshark/fgcp_sync.lua -r capture.pcap -V
 -- or copy this file to ~/.local/lib/wireshark/plugins/.
 -- The heartbeat dissector for 0x8890 is wireshark/fgcp.lua (a separate file).
@@ -12,7 +12,7 @@ local TYPES = {
 }
 local OPS = { [1] = "ADD", [2] = "UPDATE", [3] = "DELETE" }
 local INSPECTION = { [0] = "flow", [1] = "proxy", [2] = "ztna", [3] = "none" }
-local HEADER_LEN = 44
+local HEADER_LEN = 60
 local AUTH_LEN = 32
 
 local f = p.fields
@@ -25,6 +25,8 @@ f.flag_resend = ProtoField.bool("fgcp_sync.flags.resend", "Retransmission", 8, n
 f.flag_bulk = ProtoField.bool("fgcp_sync.flags.bulk", "Bulk sync in progress", 8, nil, 0x08)
 f.group_id = ProtoField.uint16("fgcp_sync.group_id", "Group ID")
 f.serial = ProtoField.string("fgcp_sync.serial", "Sender serial")
+f.epoch = ProtoField.uint64("fgcp_sync.epoch", "Sender epoch (run)", base.HEX)
+f.counter = ProtoField.uint64("fgcp_sync.counter", "Frame counter")
 f.stream = ProtoField.uint32("fgcp_sync.stream", "Stream ID", base.HEX)
 f.seq = ProtoField.uint32("fgcp_sync.seq", "Sequence number")
 f.ack = ProtoField.uint32("fgcp_sync.ack", "Cumulative acknowledgement")
@@ -32,6 +34,8 @@ f.time_ms = ProtoField.uint32("fgcp_sync.time_ms", "Sender time (ms)")
 f.records = ProtoField.uint16("fgcp_sync.records", "Record / range count")
 f.length = ProtoField.uint16("fgcp_sync.length", "Payload length")
 f.total = ProtoField.uint32("fgcp_sync.total", "Bulk total")
+f.nonce = ProtoField.uint64("fgcp_sync.nonce", "Challenge nonce", base.HEX)
+f.echo = ProtoField.uint64("fgcp_sync.echo", "Echoed nonce", base.HEX)
 f.auth = ProtoField.bytes("fgcp_sync.auth", "HMAC-SHA256")
 
 f.gap_from = ProtoField.uint32("fgcp_sync.gap.from", "Missing from")
@@ -181,8 +185,8 @@ function p.dissector(tvb, pinfo, tree)
     pinfo.cols.protocol = "FGCP-SYNC"
     local ftype = tvb(3, 1):uint()
     local flags = tvb(4, 1):uint()
-    local count = tvb(40, 2):uint()
-    local plen = tvb(42, 2):uint()
+    local count = tvb(56, 2):uint()
+    local plen = tvb(58, 2):uint()
     local auth = math.floor(flags / 2) % 2 == 1
     local t = tree:add(p, tvb(), "FGCP Session Sync")
     t:add(f.magic, tvb(0, 2))
@@ -192,20 +196,23 @@ function p.dissector(tvb, pinfo, tree)
     ft:add(f.flag_auth, tvb(4, 1)); ft:add(f.flag_resend, tvb(4, 1)); ft:add(f.flag_bulk, tvb(4, 1))
     t:add(f.group_id, tvb(6, 2))
     t:add(f.serial, tvb(8, 16))
-    t:add(f.stream, tvb(24, 4))
-    t:add(f.seq, tvb(28, 4))
-    t:add(f.ack, tvb(32, 4))
-    t:add(f.time_ms, tvb(36, 4))
-    t:add(f.records, tvb(40, 2))
-    t:add(f.length, tvb(42, 2))
+    t:add(f.epoch, tvb(24, 8))
+    t:add(f.counter, tvb(32, 8))
+    t:add(f.stream, tvb(40, 4))
+    t:add(f.seq, tvb(44, 4))
+    t:add(f.ack, tvb(48, 4))
+    t:add(f.time_ms, tvb(52, 4))
+    t:add(f.records, tvb(56, 2))
+    t:add(f.length, tvb(58, 2))
     local stop = HEADER_LEN + plen
     if stop > tvb:len() then
         t:add_proto_expert_info(e_malformed, "payload length runs past the frame")
         stop = tvb:len()
     end
     local tname = TYPES[ftype] or string.format("type %d", ftype)
-    pinfo.cols.info = string.format("%s stream=0x%08x seq=%d ack=%d count=%d", tname,
-        tvb(24, 4):uint(), tvb(28, 4):uint(), tvb(32, 4):uint(), count)
+    pinfo.cols.info = string.format("%s ctr=%s stream=0x%08x seq=%d ack=%d count=%d", tname,
+        tostring(tvb(32, 8):uint64()), tvb(40, 4):uint(), tvb(44, 4):uint(), tvb(48, 4):uint(),
+        count)
     local off = HEADER_LEN
     if ftype == 1 then
         for _ = 1, count do
@@ -228,6 +235,10 @@ function p.dissector(tvb, pinfo, tree)
         end
     elseif (ftype == 7 or ftype == 8) and plen >= 4 then
         t:add(f.total, tvb(off, 4))
+        if ftype == 7 and plen >= 12 then t:add(f.echo, tvb(off + 4, 8)) end
+    elseif (ftype == 4 or ftype == 6) and plen >= 16 then
+        t:add(f.nonce, tvb(off, 8))
+        t:add(f.echo, tvb(off + 8, 8))
     end
     if auth and stop + AUTH_LEN <= tvb:len() then
         t:add(f.auth, tvb(stop, AUTH_LEN))

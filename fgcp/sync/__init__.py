@@ -17,6 +17,7 @@ counter; the receiver keeps the newest and counts the older ones as stale
 """
 
 from fgcp.sync.common import SyncStats, SyncTuning
+from fgcp.sync.fresh import SyncFreshness
 from fgcp.sync.links import LinkSelector, Tx
 from fgcp.sync.pickup import PICKUP_DELAY_S, pickup_wait, should_sync, sync_eligible_at
 from fgcp.sync.receiver import SyncReceiver
@@ -25,6 +26,7 @@ from fgcp.sync.sender import SyncSender
 __all__ = [
     "PICKUP_DELAY_S",
     "LinkSelector",
+    "SyncFreshness",
     "SyncReceiver",
     "SyncSender",
     "SyncStats",

@@ -11,7 +11,8 @@ from collections import deque
 from dataclasses import asdict
 from typing import Any
 
-from fgcp.sync.common import BROADCAST, SEQUENCED, SyncEndpoint, SyncTuning
+from fgcp.sync.common import BROADCAST, MAX_PEERS, SEQUENCED, SyncEndpoint, SyncTuning
+from fgcp.sync.fresh import SyncFreshness, Verdict
 from fgcp.sync.links import Tx
 from fgcp.syncframe import (
     FLAG_BULK,
@@ -25,7 +26,8 @@ from fgcp.syncframe import (
     T_NACK,
     FrameBuilder,
     SyncFrame,
-    encode_frame,
+    encode_bulk_begin,
+    encode_challenge,
     encode_total,
 )
 from fgcp.syncrecord import (
@@ -36,7 +38,6 @@ from fgcp.syncrecord import (
     SyncRecordError,
     encode_delete,
     encode_record,
-    ms32,
 )
 from fgcp.tcptrack import M32
 
@@ -60,8 +61,10 @@ class _Inflight:
 class _Peer:
     """The sender's state of the stream to one secondary."""
 
-    def __init__(self, serial: str) -> None:
+    def __init__(self, serial: str, epoch: int, echo: int) -> None:
         self.serial = serial
+        self.epoch = epoch  # the secondary's verified epoch this stream belongs to
+        self.echo = echo  # the secondary's nonce, echoed in BULK_BEGIN
         self.stream = 0
         self.started = 0.0
         self.next_seq = 1
@@ -85,17 +88,17 @@ class SyncSender(SyncEndpoint):
 
     Feed it with ``upsert``/``delete`` (after ``should_sync``), the frames
     received from the secondaries with ``receive``, and call ``poll`` often
-    (every few ms): both return the frames to send.  ``boot_id`` (random or a
-    boot time, from the daemon) makes stream ids differ across restarts.
+    (every few ms): both return the frames to send.  A stream starts only for a
+    secondary whose epoch answered a challenge (fgcp/sync/fresh.py); stream ids are
+    counted per epoch (``fresh``, shared with the member's receiver).  At most
+    ``MAX_PEERS`` secondaries; more are refused and counted.
     """
 
-    def __init__(self, serial: str, group_id: int, key: bytes | None, boot_id: int,
-                 tuning: SyncTuning | None = None) -> None:
-        super().__init__(serial, group_id, key, tuning)
+    def __init__(self, serial: str, group_id: int, key: bytes | None,
+                 tuning: SyncTuning | None = None, fresh: SyncFreshness | None = None) -> None:
+        super().__init__(serial, group_id, key, tuning, fresh)
         self.records: dict[SyncKey, SessionRecord] = {}
         self.peers: dict[str, _Peer] = {}
-        self._boot_id = boot_id & M32
-        self._streams = 0
         self._version = 0
         self._ops: dict[SyncKey, int] = {}
         self._tomb: dict[SyncKey, int] = {}  # deleted key -> version, while a peer may need it
@@ -107,15 +110,9 @@ class SyncSender(SyncEndpoint):
     def start(self, now: float) -> list[Tx]:
         """Broadcast HELLO: secondaries answer with HELLO and get a stream + bulk sync."""
         out: list[Tx] = []
-        self._send(out, BROADCAST,
-                     encode_frame(T_HELLO, self.group_id, self.serial, 0, 0, 0,
-                                  ms32(now), self.key))
+        self._send(out, BROADCAST, self._encode(T_HELLO, 0, 0, 0, now,
+                                                payload=encode_challenge(self.fresh.hello_nonce)))
         return out
-
-    def add_peer(self, peer: str, now: float) -> None:
-        """Start a stream (beginning with a bulk sync) to ``peer`` unless it has one."""
-        if peer not in self.peers:
-            self._restart(peer, now)
 
     def remove_peer(self, peer: str) -> None:
         """Forget the stream to ``peer`` (it left the cluster)."""
@@ -188,11 +185,9 @@ class SyncSender(SyncEndpoint):
 
     # -- streams ------------------------------------------------------------------------
 
-    def _restart(self, serial: str, now: float) -> _Peer:
-        p = _Peer(serial)
-        self._streams += 1
-        sid = (self._boot_id + self._streams * 0x9E3779B9) & M32
-        p.stream = sid or 1
+    def _restart(self, serial: str, epoch: int, echo: int, now: float) -> _Peer:
+        p = _Peer(serial, epoch, echo)
+        p.stream = self.fresh.next_stream() & M32 or 1
         p.started = now
         p.bulk_keys = list(self.records)
         p.bulk_begin_due = True
@@ -225,16 +220,15 @@ class SyncSender(SyncEndpoint):
                         p.dirty_since = now
             inf.keys = sent
         if inf.kind == T_DATA:
-            payload = encode_frame(T_DATA, self.group_id, self.serial, p.stream, seq, 0,
-                                   ms32(now), self.key, flags=flags, count=fb.count,
+            payload = self._encode(T_DATA, p.stream, seq, 0, now, flags=flags, count=fb.count,
                                    payload=fb.payload())
             self.stats.records_tx += fb.count
             if resend:
                 self.stats.resent_records += fb.count
         else:
-            payload = encode_frame(inf.kind, self.group_id, self.serial, p.stream, seq, 0,
-                                   ms32(now), self.key, flags=flags,
-                                   payload=encode_total(inf.total))
+            body = (encode_bulk_begin(inf.total, p.echo) if inf.kind == T_BULK_BEGIN
+                    else encode_total(inf.total))
+            payload = self._encode(inf.kind, p.stream, seq, 0, now, flags=flags, payload=body)
         if resend:
             self.stats.resends += 1
             inf.sends += 1
@@ -296,32 +290,51 @@ class SyncSender(SyncEndpoint):
     # -- events -------------------------------------------------------------------------
 
     def receive(self, payload: bytes, now: float) -> list[Tx]:
-        """A frame from a secondary (ACK, NACK, HELLO, BULK_REQ); returns frames to send."""
-        fr = self._decode(payload, now)
-        if fr is None:
+        """A frame from a secondary (ACK, NACK, HELLO, BULK_REQ); returns frames to send.
+
+        Only a fresh frame of a verified epoch acts; a frame of an unverified epoch is
+        answered with a challenge (HELLO with a nonce, echoing the peer's nonce).
+        """
+        got = self._accept(payload, now)
+        if got is None:
             return []
-        self.stats.frames_rx += 1
-        if fr.group_id != self.group_id or fr.serial == self.serial or fr.type in SEQUENCED \
-                or fr.type == T_ALIVE:
+        fr, verdict = got
+        if fr.type in SEQUENCED or fr.type == T_ALIVE:
             self.stats.dropped_foreign += 1
+            self.accepted = None
             return []
         out: list[Tx] = []
+        if verdict is Verdict.PENDING:
+            if self._challenge_due(fr, now):
+                self._send(out, fr.serial, self._encode(
+                    T_HELLO, 0, 0, 0, now,
+                    payload=encode_challenge(self.fresh.nonce_for(fr.serial, fr.epoch),
+                                             fr.nonce)))
+            return out
         p = self.peers.get(fr.serial)
+        if p is not None and p.epoch != fr.epoch:  # the secondary restarted: a new stream
+            p = None
         if fr.type in (T_HELLO, T_BULK_REQ):
             if p is None or (fr.type == T_BULK_REQ and fr.stream == p.stream) or (
                     fr.type == T_HELLO and fr.stream != p.stream
                     and now - p.started >= self.tuning.restart_guard):
-                self._restart(fr.serial, now)
+                if fr.serial not in self.peers and len(self.peers) >= MAX_PEERS:
+                    self.stats.peers_refused += 1
+                    return out
+                self._restart(fr.serial, fr.epoch, fr.nonce, now)
                 self.poll(now, out)
+            elif fr.nonce:  # it challenges this member's epoch: echo the nonce
+                self._send(out, fr.serial, self._encode(
+                    T_HELLO, p.stream, 0, 0, now, payload=encode_challenge(0, fr.nonce)))
             return out
         if p is None or fr.stream != p.stream:
             self.stats.dropped_foreign += 1
             return out
         if fr.ack == 0 and 1 not in p.inflight and p.next_seq > 1:
             # "not adopted" but BULK_BEGIN was acknowledged: the member lost the stream
-            # (restarted); a probe that was merely overtaken is younger than the guard
+            # (a new receiver of the same run); a probe merely overtaken is younger than the guard
             if now - p.started >= self.tuning.restart_guard:
-                self._restart(fr.serial, now)
+                self._restart(fr.serial, fr.epoch, 0, now)
                 self.poll(now, out)
             return out
         self._on_ack(p, fr, now, out)
@@ -365,7 +378,7 @@ class SyncSender(SyncEndpoint):
         t = self.tuning
         for p in list(self.peers.values()):
             if p.next_seq >= SEQ_RESTART:  # never wrap: a new stream (and bulk) instead
-                p = self._restart(p.serial, now)
+                p = self._restart(p.serial, p.epoch, 0, now)
             # retransmission on timeout (oldest first)
             if p.inflight and now >= p.rto_due:
                 due = now + t.rto_max
@@ -397,8 +410,7 @@ class SyncSender(SyncEndpoint):
             if now - p.last_tx >= t.alive_interval:
                 p.last_tx = now
                 self._send(out, p.serial,
-                             encode_frame(T_ALIVE, self.group_id, self.serial, p.stream,
-                                          (p.next_seq - 1) & M32, 0, ms32(now), self.key))
+                           self._encode(T_ALIVE, p.stream, (p.next_seq - 1) & M32, 0, now))
         if now - self._last_gc >= 1.0:
             self._last_gc = now
             self._gc_tombstones()
@@ -432,7 +444,8 @@ class SyncSender(SyncEndpoint):
         """Plain data for the diag renderer / control socket."""
         n, age = self.lag(now)
         return {
-            "role": "sender", "serial": self.serial, "sessions": len(self.records),
+            "role": "sender", "serial": self.serial, "epoch": self.fresh.epoch,
+            "sessions": len(self.records),
             "links": list(self.links.sync_up or self.links.hb_up),
             "fallback": self.links.fallback, "unacked_records": n, "oldest_unacked_s": age,
             "stats": asdict(self.stats),

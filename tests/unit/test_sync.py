@@ -22,7 +22,10 @@ from fgcp.syncframe import (
     T_BULK_BEGIN,
     T_BULK_END,
     T_DATA,
+    T_HELLO,
     decode_frame,
+    encode_bulk_begin,
+    encode_challenge,
     encode_frame,
     encode_total,
 )
@@ -115,7 +118,7 @@ def lossy(rng: random.Random, loss: float = 0.2):
 
 def pair(rng: random.Random, loss: float = 0.2, tuning: SyncTuning | None = None,
          key: bytes | None = KEY) -> tuple[SyncSender, SyncReceiver, SyncNet]:
-    s = SyncSender("FGT1", 10, key, boot_id=rng.randrange(1 << 32), tuning=tuning)
+    s = SyncSender("FGT1", 10, key, tuning=tuning)
     r = SyncReceiver("FGT2", 10, key, tuning=tuning)
     for e in (s, r):
         e.set_links(SYNC_LINKS, HB_LINKS)
@@ -147,13 +150,15 @@ def test_lossy_link_converges_to_equal_tables(seed: int) -> None:
     assert_tables_equal(s, r, net.now)
     down = net.down["FGT2"].counters
     assert down["lost"] > 50 and down["duplicated"] > 5 and down["reordered"] > 20
-    assert s.stats.resends > 0 and r.stats.nacks_tx > 0 and r.stats.dup_frames > 0
+    assert s.stats.resends > 0 and r.stats.nacks_tx > 0
+    assert r.stats.dropped_replay > 0  # the link's duplicates: the same counter twice
     assert s.lag(net.now) == (0, 0.0)  # everything acknowledged
 
 
 def test_no_loss_needs_no_resend_and_batches() -> None:
     rng = random.Random(5)
-    s, r, net = pair(rng, loss=0.0)
+    s, r, _ = pair(rng, loss=0.0)
+    net = SyncNet(s, {"FGT2": r}, lambda: LossyLink(rng))  # no loss, no reordering
     net.step(0.0)
     t = net.run(0.1)
     for i in range(1000):  # a burst: 1000 sessions in one instant
@@ -201,14 +206,44 @@ def test_resend_carries_current_state_and_delete() -> None:
 # --------------------------------------------------------------------------- stale
 
 
+class Forger:
+    """Frames of one run (``epoch``) of FGT1, counters growing, as the real sender makes."""
+
+    def __init__(self, epoch: int = 0xE1, key: bytes | None = KEY) -> None:
+        self.epoch = epoch
+        self.key = key
+        self.counter = 0
+
+    def frame(self, ftype: int, stream: int, seq: int, payload: bytes = b"", count: int = 0,
+              ack: int = 0, counter: int | None = None) -> bytes:
+        if counter is None:
+            self.counter += 1
+            counter = self.counter
+        return encode_frame(ftype, 10, "FGT1", stream, seq, ack, 1000, self.key,
+                            epoch=self.epoch, counter=counter, count=count, payload=payload)
+
+    def verified_by(self, r: SyncReceiver, now: float = 1.0) -> None:
+        """The challenge: FGT1's HELLO, the receiver's HELLO with a nonce, FGT1 echoes it."""
+        out = r.receive(self.frame(T_HELLO, 0, 0, encode_challenge(0)), now)
+        nonce = decode_frame(out[0].payload, self.key).nonce
+        assert nonce and r.fresh.verified_epoch("FGT1") is None
+        r.receive(self.frame(T_HELLO, 0, 0, encode_challenge(0, nonce)), now)
+        assert r.fresh.verified_epoch("FGT1") == self.epoch
+
+
+FGT1 = Forger()
+
+
 def _frame(seq: int, payload: bytes, count: int, ftype: int = T_DATA, stream: int = 7) -> bytes:
-    return encode_frame(ftype, 10, "FGT1", stream, seq, 0, 1000, KEY, count=count,
-                        payload=payload)
+    if ftype == T_BULK_BEGIN:
+        payload = encode_bulk_begin(0)
+    return FGT1.frame(ftype, stream, seq, payload, count)
 
 
 def test_stale_update_rejected_newest_kept() -> None:
     r = SyncReceiver("FGT2", 10, KEY)
     r.set_links(SYNC_LINKS, [])
+    FGT1.verified_by(r)
     rng = random.Random(8)
     rec = make_record(rng, 1, 0.0)
     new = replace(rec, state=4, version=9)
@@ -223,13 +258,13 @@ def test_stale_update_rejected_newest_kept() -> None:
     r.receive(_frame(4, encode_record(OP_ADD, replace(rec, version=10)), 1), 1.0)
     assert rec.key not in r.table
     assert r.stats.stale == 2
-    # the same frame again is a duplicate, not applied twice
+    # the same sequence number again (a retransmission) is a duplicate, not applied twice
     r.receive(_frame(5, encode_delete(rec.key, 12), 1), 1.0)
     assert r.stats.dup_frames == 1
 
 
 def test_sender_skips_unchanged_state() -> None:
-    s = SyncSender("FGT1", 10, KEY, boot_id=1)
+    s = SyncSender("FGT1", 10, KEY)
     rec = make_record(random.Random(9), 1, 0.0)
     assert s.upsert(rec, 0.0)
     assert not s.upsert(replace(rec), 0.1)  # same state: nothing to send
@@ -243,7 +278,7 @@ def test_sender_skips_unchanged_state() -> None:
 
 def test_bulk_sync_10000_sessions_with_live_updates() -> None:
     rng = random.Random(10)
-    s = SyncSender("FGT1", 10, KEY, boot_id=42)
+    s = SyncSender("FGT1", 10, KEY)
     s.set_links(SYNC_LINKS, HB_LINKS)
     for i in range(10000):
         s.upsert(make_record(rng, i, 0.0, 6 if i % 3 else 17), 0.0)
@@ -272,7 +307,7 @@ def test_bulk_sync_10000_sessions_with_live_updates() -> None:
 def test_bulk_sweeps_sessions_the_new_primary_does_not_have() -> None:
     """A secondary holding an old primary's sessions keeps only the new primary's after bulk."""
     rng = random.Random(11)
-    old = SyncSender("FGT0", 10, KEY, boot_id=1)
+    old = SyncSender("FGT0", 10, KEY)
     r = SyncReceiver("FGT2", 10, KEY)
     for e in (old, r):
         e.set_links(SYNC_LINKS, [])
@@ -282,7 +317,7 @@ def test_bulk_sweeps_sessions_the_new_primary_does_not_have() -> None:
     net.run(1.0)
     assert len(r.table) == 50 and r.bulk_complete
     # FGT0 dies; FGT1 becomes primary with 30 of those sessions (changed) and 10 new ones
-    new = SyncSender("FGT1", 10, KEY, boot_id=2)
+    new = SyncSender("FGT1", 10, KEY)
     new.set_links(SYNC_LINKS, [])
     keys = list(r.table)
     for k in keys[:30]:
@@ -381,21 +416,21 @@ def test_auth_failures_and_malformed_frames_are_counted_and_dropped() -> None:
         s.upsert(make_record(rng, i, 0.0), 0.0)
     net.run(1.0)
     before = dict(r.table)
-    intruder = SyncSender("EVIL", 10, derive_sync_key("guess", 10), boot_id=3)
+    intruder = SyncSender("EVIL", 10, derive_sync_key("guess", 10))
     intruder.set_links(SYNC_LINKS, [])
-    intruder.add_peer("FGT2", 1.0)
-    intruder.upsert(make_record(rng, 999, 1.0), 1.0)
-    for tx in intruder.poll(1.0):
-        assert r.receive(tx.payload, 1.0) == []
+    guessed = Forger(key=derive_sync_key("guess", 10))
+    for payload in [tx.payload for tx in intruder.start(1.0)] + [
+            guessed.frame(T_DATA, r.stream, 99, encode_record(OP_ADD, make_record(rng, 999, 1.0)),
+                          1)]:
+        assert r.receive(payload, 1.0) == []
     assert r.stats.dropped_auth >= 2
     garbage = [b"", b"\x46\x53", rng.randbytes(60), rng.randbytes(1500),
-               encode_frame(T_DATA, 10, "FGT1", r.stream, 99, 0, 0, KEY, count=3,
-                            payload=b"\x01\x00\x05abcde")]
+               FGT1.frame(T_DATA, r.stream, 99, b"\x01\x00\x05abcde", 3)]
     for g in garbage:
         assert r.receive(g, 1.0) == []
         assert s.receive(g, 1.0) == []
     assert r.stats.dropped_malformed >= 4 and s.stats.dropped_malformed >= 4
-    other_group = encode_frame(T_DATA, 11, "FGT9", 5, 1, 0, 0, None)
+    other_group = encode_frame(T_DATA, 11, "FGT9", 5, 1, 0, 0, None, epoch=1, counter=1)
     r.receive(other_group, 1.0)
     assert r.table == before
     net.run(2.0)
@@ -408,12 +443,15 @@ def test_auth_failures_and_malformed_frames_are_counted_and_dropped() -> None:
 def test_retired_stream_frames_are_ignored() -> None:
     r = SyncReceiver("FGT2", 10, KEY)
     r.set_links(SYNC_LINKS, [])
+    FGT1.verified_by(r)
     rec = make_record(random.Random(17), 1, 0.0)
     r.receive(_frame(1, encode_total(0), 0, T_BULK_BEGIN, stream=7), 1.0)
     r.receive(_frame(1, encode_total(0), 0, T_BULK_BEGIN, stream=8), 1.0)
     assert r.stream == 8
     r.receive(_frame(2, encode_record(OP_ADD, replace(rec, version=3)), 1, stream=7), 1.0)
     assert r.table == {}  # late frame of the previous stream
+    r.receive(_frame(1, encode_total(0), 0, T_BULK_BEGIN, stream=7), 1.0)
+    assert r.stream == 8  # an earlier stream of that run is never adopted again
     r.receive(_frame(2, encode_total(0), 0, T_BULK_END, stream=8), 1.0)
     assert r.bulk_complete
 
@@ -498,7 +536,7 @@ def test_converters_with_the_real_session_table_types() -> None:
         tcp=(TcpPeer(1, 2, 3, 0x87, 4), TcpPeer(5, 6, 7, 0x82, 4)),
         created=5.0, ext={EXT_IPS: b"st"})
     rec = record_from_session(s)
-    frame = encode_frame(T_DATA, 10, "FGT1", 1, 1, 0, 5000, None, count=1,
+    frame = encode_frame(T_DATA, 10, "FGT1", 1, 1, 0, 5000, None, epoch=1, counter=1, count=1,
                          payload=encode_record(OP_ADD, rec))
     got = decode_frame(frame, None, now=5.0).records[0].record
     assert got == rec
@@ -513,7 +551,7 @@ def test_converters_with_the_real_session_table_types() -> None:
 
 def test_two_secondaries_one_joining_under_load() -> None:
     rng = random.Random(18)
-    s = SyncSender("FGT1", 10, KEY, boot_id=5)
+    s = SyncSender("FGT1", 10, KEY)
     r2 = SyncReceiver("FGT2", 10, KEY, track_changes=True)
     r3 = SyncReceiver("FGT3", 10, KEY)
     for e in (s, r2, r3):

@@ -48,9 +48,11 @@ class Wire:
         self.up = True
         self.rng = rng
         self.frames = 0
+        self.tap: list[tuple[bytes, bytes]] = []  # (source MAC, payload) of every frame
 
     def carry(self, src: FakeLink, dst_mac: bytes, payload: bytes) -> None:
         self.frames += 1
+        self.tap.append((src.mac, payload))
         if self.loss and self.rng.random() < self.loss:
             return
         for end in self.ends:
@@ -103,8 +105,8 @@ class FakeHa:
 
 
 class FakeDaemon:
-    def __init__(self, idx: int, ha: HAConfig) -> None:
-        self.fwd = make_fwd(ha=ha, serial=SERIALS[idx])
+    def __init__(self, idx: int, ha: HAConfig, **cfg_kw: object) -> None:
+        self.fwd = make_fwd(ha=ha, serial=SERIALS[idx], **cfg_kw)
         self.cfg = self.fwd.cfg
         self.table = diag.default_table()
         self.ha = FakeHa()
@@ -118,11 +120,12 @@ class Cluster:
     """Members sharing in-memory port3/port4/port5 wires; ``run`` drives their loops."""
 
     def __init__(self, n: int = 2, seed: int = 1, delay_s: float | None = None,
-                 **ha_kw: object) -> None:
+                 cfg_kw: dict[str, object] | None = None, **ha_kw: object) -> None:
         self.rng = random.Random(seed)
         self.wires = {p: Wire(self.rng) for p in ("port3", "port4", "port5")}
         self.ha = ha_cfg(**ha_kw)
         self.delay_s = delay_s
+        self.cfg_kw = cfg_kw or {}
         self.now = 1.0
         self.daemons: list[FakeDaemon] = []
         self.members: list[SyncMember] = []  # running (run() drives them)
@@ -131,13 +134,13 @@ class Cluster:
             self.add(i)
 
     def add(self, i: int) -> SyncMember:
-        d = FakeDaemon(i, self.ha)
+        d = FakeDaemon(i, self.ha, **self.cfg_kw)
 
         def factory(name: str, i: int = i) -> FakeLink:
             return FakeLink(name, bytes((2, 0, 0, 0, i + 1, int(name[-1]))), self.wires[name])
 
         m = SyncMember(link_factory=factory, delay_s=self.delay_s, clock=lambda: self.now,
-                       boot_id=0x1000 * (i + 1), tune_gc=False)
+                       tune_gc=False)
         m.open(d)
         self.daemons.append(d)
         self.members.append(m)
