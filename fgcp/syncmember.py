@@ -343,10 +343,8 @@ class SyncMember:
                     break
                 if p.inflight:
                     step = min(step, 0.02)
-        elif self.receiver is not None:
-            r = self.receiver
-            if r._unacked or r._ack_due or r._above or r._highest > r._cum:
-                step = 0.01
+        elif self.receiver is not None and self.receiver.owes_ack:
+            step = 0.01
         d = base + step
         if self._delayed and self._delayed[0][0] < d:
             d = self._delayed[0][0]

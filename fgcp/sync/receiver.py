@@ -81,6 +81,13 @@ class SyncReceiver(SyncEndpoint):
         self._probe_highest = 0
         self._last_probe = float("-inf")
 
+    @property
+    def owes_ack(self) -> bool:
+        """True while an ACK or NACK is owed to the sender: frames not acknowledged yet,
+        an ACK due (a duplicate, ALIVE) or a gap in the sequence (the daemon then polls
+        the receiver at its ACK-delay pace instead of idling)."""
+        return bool(self._unacked or self._ack_due or self._above or self._highest > self._cum)
+
     def drain_changes(self) -> list[RecordOp]:
         """The operations applied since the last call (with ``track_changes``)."""
         ch, self._changes = self._changes, []

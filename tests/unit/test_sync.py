@@ -19,6 +19,7 @@ from fgcp.sync import (
 )
 from fgcp.syncdiag import render_sync_stats
 from fgcp.syncframe import (
+    T_ACK,
     T_BULK_BEGIN,
     T_BULK_END,
     T_DATA,
@@ -454,6 +455,25 @@ def test_retired_stream_frames_are_ignored() -> None:
     assert r.stream == 8  # an earlier stream of that run is never adopted again
     r.receive(_frame(2, encode_total(0), 0, T_BULK_END, stream=8), 1.0)
     assert r.bulk_complete
+
+
+def test_owes_ack_while_frames_are_unacknowledged_or_a_gap_is_open() -> None:
+    """The public view of the receiver's ACK/NACK work (the daemon's poll pace reads it)."""
+    r = SyncReceiver("FGT2", 10, KEY)
+    r.set_links(SYNC_LINKS, [])
+    fgt1 = Forger(epoch=0xE7)
+    fgt1.verified_by(r)
+    assert not r.owes_ack  # no stream yet
+    r.receive(fgt1.frame(T_BULK_BEGIN, 9, 1, encode_bulk_begin(0)), 1.0)
+    assert r.owes_ack  # BULK_BEGIN not acknowledged yet
+    assert any(decode_frame(tx.payload, KEY).type == T_ACK for tx in r.poll(1.1))
+    assert not r.owes_ack
+    r.receive(fgt1.frame(T_DATA, 9, 3), 1.2)  # frame 2 missing: a gap to NACK
+    r.poll(1.3)
+    assert r.owes_ack
+    r.receive(fgt1.frame(T_DATA, 9, 2), 1.4)  # the gap closes
+    r.poll(1.5)
+    assert not r.owes_ack
 
 
 # --------------------------------------------------------------------------- pickup filter
