@@ -20,7 +20,7 @@ from fgcp.config.system import (
     INTERFACE_TABLE,
     SESSION_TTL_TABLE,
 )
-from fgcp.confparse import Block, ConfigError, parse
+from fgcp.confparse import Block, ConfigError, decode, parse
 from fgcp.model import SERIAL_LEN, MemberConfig
 
 __all__ = ["SCHEMA", "TABLES", "load_config", "parse_config"]
@@ -93,10 +93,15 @@ def parse_config(text: str, source: str = "<string>") -> MemberConfig:
 
 
 def load_config(path: str | Path) -> MemberConfig:
-    """Read and validate a configuration file; errors name the path as given."""
+    """Read and validate a configuration file; errors name the path as given.
+
+    The bytes are decoded by ``confparse.decode`` (UTF-8, a byte-order mark accepted;
+    other bytes are an error with the line and column), never by the locale or with
+    universal newlines: only ``\n`` (or ``\r\n``) ends a line.
+    """
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = Path(path).read_bytes()
+    except OSError as exc:
         raise ConfigError(source, 0, None, f"cannot read file: {exc}") from None
-    return parse_config(text, source)
+    return parse_config(decode(data, source), source)

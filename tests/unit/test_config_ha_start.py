@@ -143,3 +143,43 @@ def test_bad_serial_on_the_command_line_is_refused(tmp_path: Path, serial: str,
     assert fgcpd_main(["--config", str(path), "--rundir", str(tmp_path), "--serial", serial]) == 2
     err = capsys.readouterr().err
     assert err.startswith("fgcpd: --serial: ") and "Traceback" not in err
+
+
+# -- issue 13 item 8: the file's bytes (load_config decodes them itself) -----------------------
+
+def test_non_utf8_file_is_refused_with_file_and_line_by_check_config_and_fgcpd(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A Latin-1 'ü' (0xfc) in a description: the error names file, line and column."""
+    text = variant(('set description "HA heartbeat 1"', 'set description "Herzschlag \x00"'))
+    line = text[:text.index("\x00")].count("\n") + 1
+    col = len(text[:text.index("\x00")].rsplit("\n", 1)[-1]) + 1
+    path = tmp_path / "latin1.conf"
+    path.write_bytes(text.encode().replace(b"\x00", b"\xfc"))
+    assert check_config.main([str(path)]) == 1
+    checked = capsys.readouterr().err
+    assert fgcpd_main(["--config", str(path), "--rundir", str(tmp_path)]) == 2
+    daemon = capsys.readouterr().err
+    for out in (checked, daemon):
+        assert "Traceback" not in out
+        assert f"{path}:{line}: not UTF-8: byte 0xfc at column {col}" in out, out
+    assert checked.removeprefix("error: ") == daemon.removeprefix("fgcpd: ")
+
+
+def test_bom_and_crlf_file_is_accepted_and_starts_ha(tmp_path: Path) -> None:
+    path = tmp_path / "bom.conf"
+    path.write_bytes(b"\xef\xbb\xbf" + BASE.replace("\n", "\r\n").encode())
+    assert check_config.main([str(path)]) == 0
+    cfg = load_config(path)
+    assert cfg.hostname == "FGT1" and cfg.member_serial == "FGVM01TM00000001"
+    frames, sync = _start_ha(path)
+    assert frames and sync.enabled
+    assert decode_heartbeat(frames[0], cfg.ha.password, cfg.ha.group_id,
+                            cfg.ha.group_name).serial == "FGVM01TM00000001"
+
+
+def test_lone_carriage_return_in_a_comment_does_not_end_the_line(tmp_path: Path) -> None:
+    """Only \\n ends a line: the file is not read with universal newlines."""
+    path = tmp_path / "cr.conf"
+    path.write_bytes(variant(("set hostname \"FGT1\"",
+                              "set hostname \"FGT1\"  # old\rset hostname \"x\"")).encode())
+    assert load_config(path).hostname == "FGT1"
