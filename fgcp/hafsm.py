@@ -111,10 +111,16 @@ TRANSITIONS: tuple[Transition, ...] = (
 
 @dataclass(frozen=True)
 class SendHeartbeat:
-    """Transmit ``frame`` (a whole Ethernet frame) on heartbeat interface ``port``."""
+    """Transmit ``frame`` (a whole Ethernet frame) on heartbeat interface ``port``.
+
+    ``seq``: its counter (TLV 0x84).  Receivers accept a port's counters only in
+    increasing order, so a frame whose counter is below one already sent on ``port``
+    (a newer heartbeat went out first, e.g. from a takeover hook) is stale: skip it.
+    """
 
     port: str
     frame: bytes
+    seq: int = 0
 
 
 @dataclass(frozen=True)
@@ -587,7 +593,7 @@ class HAStateMachine:
             st = self.port_stats[port]
             st.tx_packets += 1
             st.tx_bytes += len(frame)
-            actions.append(SendHeartbeat(port, frame))
+            actions.append(SendHeartbeat(port, frame, info.seq))
         self.counters["tx"] = self.counters.get("tx", 0) + 1
         self.next_hb += self.interval
         if self.next_hb <= now:

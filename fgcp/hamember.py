@@ -105,6 +105,7 @@ class HaMember:
         self.socks: dict[str, socket.socket] = {}
         self.by_fd: dict[int, str] = {}
         self.counters: dict[str, int] = {}
+        self.sent_seq: dict[str, int] = {}  # port -> counter of the last heartbeat sent
         self.next_poll = 0.0
 
     # ------------------------------------------------------------------ lifecycle
@@ -260,7 +261,10 @@ class HaMember:
         superseded = False  # heartbeats after a failed takeover advertise the state it left
         for act in actions:
             if isinstance(act, SendHeartbeat):
-                if not superseded:
+                if act.seq and act.seq <= self.sent_seq.get(act.port, 0):
+                    self._count("tx_stale")  # a newer one left first (a nested _apply)
+                elif not superseded:
+                    self.sent_seq[act.port] = act.seq
                     self._send(act.port, act.frame)
             elif isinstance(act, BecomePrimary):
                 log.info("HA became primary t=%.6f (from %s): %s", now, act.previous, act.reason)

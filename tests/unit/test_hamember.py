@@ -178,6 +178,28 @@ def test_failed_takeover_keeps_the_member_out_and_is_retried(
     assert "takeover failed" in m2.daemon.diag("diagnose sys ha history read")
 
 
+def test_heartbeats_leave_each_port_in_counter_order_across_a_takeover_hook(
+        cluster: tuple[Member, Member]) -> None:
+    """A takeover hook that reports the bulk sync complete (as session sync does) sends a
+    heartbeat from inside ``become_primary``: the heartbeats built before it must not
+    follow it on the wire, or the peer drops them as replays (strict per-port counters)."""
+    m1, m2 = cluster
+    t = time.time()
+    m1.ha.set_sync_complete(t, False)  # a receiver with its bulk pending, as fgcpd starts
+    plain = m1.daemon.become_primary
+
+    def hooked(now: float, reason: str) -> bool:
+        ok = plain(now, reason)
+        m1.ha.set_sync_complete(now, True)  # SyncMember's takeover: the table is installed
+        return ok
+
+    m1.daemon.become_primary = hooked  # type: ignore[method-assign]
+    run(cluster, t, t + 6.0)
+    assert (m1.daemon.role, m2.daemon.role) == ("primary", "secondary")
+    assert "counter.drop-replay" not in m2.lab(), m2.lab()
+    assert int(m1.lab()["counter.io-tx_stale"]) >= 1  # the stale frames were held back
+
+
 def test_monitor_failure_and_forced_failover(cluster: tuple[Member, Member]) -> None:
     m1, m2 = cluster
     t = run(cluster, time.time(), time.time() + 6.0)
