@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 
@@ -69,6 +69,17 @@ def trailing_gap(times: Sequence[float], end: float, threshold_ms: float) -> Gap
     if not times or (end - times[-1]) * 1000.0 <= threshold_ms:
         return None
     return Gap(times[-1], end, resumed=False)
+
+
+def loss_windows(sent_at: Mapping[int, float]) -> list[Gap]:
+    """Where a numbered stream lost datagrams, on the sender's clock: for each run
+    of missing sequence numbers, the gap from the send time of the last datagram
+    delivered before it to the send time of the first one delivered after it.
+    ``sent_at`` maps each delivered sequence number to its send timestamp. Unlike
+    arrival gaps, these windows do not shrink when a starved receiver reads a
+    backlog in one go (the silence is then hidden in its socket buffer)."""
+    seqs = sorted(sent_at)
+    return [Gap(sent_at[a], sent_at[b]) for a, b in itertools.pairwise(seqs) if b - a > 1]
 
 
 def outage_window(gaps: Iterable[Gap], fault_time: float, within_s: float = 10.0) -> Gap | None:

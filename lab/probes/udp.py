@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lab.gaps import GapTracker, seq_stats
+from lab.gaps import GapTracker, loss_windows, seq_stats
 from lab.probes.common import (
     MSG,
     ProbeError,
@@ -127,10 +127,11 @@ def run_udp_sink(
                 fid, seq, ts = MSG.unpack_from(data)
                 f = flows.get(fid)
                 if f is None:
-                    f = flows[fid] = {"peers": set(), "seqs": [],
+                    f = flows[fid] = {"peers": set(), "seqs": [], "sent_at": {},
                                       "gaps": GapTracker(gap_threshold_ms), "max_latency_ms": 0.0}
                 f["peers"].add(f"{addr[0]}:{addr[1]}")
                 f["seqs"].append(seq)
+                f["sent_at"].setdefault(seq, ts)
                 f["gaps"].add(now)
                 f["max_latency_ms"] = max(f["max_latency_ms"], (now - ts) * 1000.0)
     finally:
@@ -147,6 +148,7 @@ def run_udp_sink(
             "first_arrival": g["first"], "last_arrival": g["last"],
             "max_gap_ms": g["max_gap_ms"], "max_gap": g["max_gap"], "gaps": g["gaps"],
             "trailing_gap": g["trailing_gap"],
+            "loss_windows": [w.to_dict() for w in loss_windows(f["sent_at"])][:1000],
             "max_latency_ms": round(f["max_latency_ms"], 3),
         })
     return {"tool": "udp-sink", "port": port, "started": started, "ended": end,
@@ -170,6 +172,7 @@ def merge_udp(reports: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "max_gap_ms": k["max_gap_ms"] if k else None,
             "max_gap": k["max_gap"] if k else None,
             "gaps": k["gaps"] if k else [],
+            "loss_windows": k.get("loss_windows", []) if k else [],
             "send_errors": s["errors"],
         })
     return {"kind": "udp", "flows": rows, "source": src, "sink": sink,

@@ -11,6 +11,7 @@ from lab.gaps import (
     GapTracker,
     bin_counts,
     gaps_above,
+    loss_windows,
     max_gap,
     missing_ranges,
     outage_window,
@@ -164,3 +165,16 @@ def test_gap_dict_round_trip() -> None:
     d = g.to_dict()
     assert d["duration_ms"] == 500.0
     assert Gap.from_dict(d) == g
+
+
+def test_loss_windows_are_on_the_senders_clock_even_when_the_receiver_read_a_backlog() -> None:
+    # 10 ms datagrams; 30..59 lost (a 300 ms outage); the receiver was starved and read
+    # everything late in one burst, so its arrival times show no silence at all
+    sent_at = {seq: 100.0 + seq * 0.01 for seq in range(100) if not 30 <= seq < 60}
+    arrivals = [105.0 + i * 1e-5 for i in range(len(sent_at))]
+    assert gaps_above(arrivals, 100.0) == []
+    (w,) = loss_windows(sent_at)
+    assert w.start == sent_at[29] and w.end == sent_at[60]
+    assert round(w.duration_ms) == 310
+    assert outage_window([w], fault_time=100.3, within_s=1.0) == w
+    assert loss_windows({1: 1.0, 2: 2.0, 3: 3.0}) == [] and loss_windows({}) == []

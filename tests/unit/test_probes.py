@@ -133,7 +133,7 @@ def test_udp_skipped_sequence_numbers_are_reported_lost(tmp_path: Path) -> None:
     h = start_udp_streams(LoopbackLab(), flows=2, interval=0.01, port=free_port(socket.SOCK_DGRAM),
                           skip=(10, 11, 12, 40), workdir=tmp_path)
     try:
-        time.sleep(1.0)
+        time.sleep(2.0)  # seq 40 is due at 0.4 s: margin for a loaded machine
     finally:
         res = h.stop()
     assert len(res["flows"]) == 2
@@ -142,6 +142,9 @@ def test_udp_skipped_sequence_numbers_are_reported_lost(tmp_path: Path) -> None:
         assert f["missing"] == [[10, 12], [40, 40]]
         assert f["duplicates"] == 0 and f["reordered"] == 0
         assert 30 <= f["max_gap_ms"] < 300  # the 3-datagram hole
+        # on the sender's clock: 9 -> 13 (4 intervals) and 39 -> 41 (2 intervals)
+        windows = [round(w["duration_ms"] / 10) for w in f["loss_windows"]]
+        assert len(windows) == 2 and 3 <= windows[0] <= 6 and 1 <= windows[1] <= 4, windows
     sink = res["sink"]["flows"][0]
     assert sink["lost"] == 4  # the sink alone sees the holes
 
@@ -212,7 +215,8 @@ def test_short_tcp_all_succeed_against_the_sink(tmp_path: Path) -> None:
         time.sleep(1.0)
     finally:
         res = h.stop()
-    assert res["attempts"] >= 15 and res["ok"] == res["attempts"] and res["failed"] == 0
+    # (20/s for 1 s; the count is only a floor that a loaded machine still reaches)
+    assert res["attempts"] >= 5 and res["ok"] == res["attempts"] and res["failed"] == 0
     assert res["served"] == res["ok"]
     assert res["failure_windows"] == []
 
