@@ -382,3 +382,27 @@ def test_daemon_runs_takeover_hooks_before_forwarding(tmp_path: Path) -> None:
     assert rec.calls[-1] == ("after_release", False)
     assert fwd.macs == {0: d.ports[0].mac, 1: d.ports[1].mac}
     assert d._garp_left == 0  # no more announcements from a secondary
+
+
+def test_no_password_is_said_at_start_in_the_log_and_in_ha_status(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 13 item 5: HA without ``set password`` accepts anything that decodes."""
+    text = (CONFIG_DIR / "fgt1.conf").read_text().replace('    set password "secret"\n', "")
+    conf = tmp_path / "nopass.conf"
+    conf.write_text(ha_config_text(text, FAST))
+    cfg = load_config(conf)
+    assert cfg.ha.password == ""
+    daemon = FakeDaemon(cfg)
+    socks, _peer = _pairs()
+    ha = HaMember(links=FakeLinks({port: bytes([2, 0, 0, 0, 9, i])
+                                   for i, port in enumerate(PORTS)}),
+                  opener=lambda ifn: socks[ifn], bring_up=False)
+    with caplog.at_level("WARNING", logger="fgcpd.ha"):
+        ha.open(daemon)
+    try:
+        assert any("HA authentication: none (password not set)" in r.getMessage()
+                   for r in caplog.records)
+        assert "HA authentication: none (password not set)" in daemon.diag(
+            "get system ha status")
+    finally:
+        ha.close()
