@@ -8,7 +8,9 @@ passed in; every table is bounded by the cluster size and ages out.
 - ``new_epoch`` / ``new_nonce``: random non-zero u64 (``secrets``), never from the clock.
 - ``CounterGuard``: strictly increasing counters per key (bounded, LRU).
 - ``EpochRegistry``: per peer serial the verified epoch, pending challenges, retired
-  epochs and counters; ``check`` gives a ``Verdict`` for one received frame.
+  epochs and counters; ``check`` gives a ``Verdict`` for one received frame.  Both
+  protocols use it (heartbeat: fgcp.hbreplay, strict counters per port; session sync:
+  fgcp.sync.fresh, a replay window), each with its own ``Counters``.
 - ``Responder``: the challenges addressed to this member's epoch, to echo back.
 - ``FreshnessSource``: what session sync asks the HA component (epoch, verified epochs).
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import enum
 import secrets
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -30,6 +32,7 @@ __all__ = [
     "RETIRED_EPOCHS",
     "Challenge",
     "CounterGuard",
+    "Counters",
     "EpochRegistry",
     "FreshnessSource",
     "Responder",
@@ -115,20 +118,34 @@ class CounterGuard:
         return prev is None or counter > prev
 
 
+class Counters(Protocol):
+    """A counter check of one (serial, epoch): ``fresh`` is True (and remembers it) when
+    ``counter`` in ``stream`` may be used.  Heartbeat: ``CounterGuard`` (strictly
+    increasing per sender port); session sync: ``fgcp.sync.fresh.ReplayWindow``."""
+
+    def fresh(self, key: Hashable, counter: int) -> bool: ...
+
+
+def _counter_guard(floor: int) -> Counters:
+    return CounterGuard()
+
+
 @dataclass
 class _Pending:
     nonce: int
     heard: float
-    counters: CounterGuard = field(default_factory=CounterGuard)
+    counters: Counters
+    challenged: float = float("-inf")  # when a challenge was last sent (session sync's rate)
 
 
 @dataclass
 class _PeerState:
     heard: float
+    counters: Counters  # of the verified epoch
     verified: int | None = None  # the epoch in force
-    counters: CounterGuard = field(default_factory=CounterGuard)  # of the verified epoch
     pending: OrderedDict[int, _Pending] = field(default_factory=OrderedDict)
     retired: list[int] = field(default_factory=list)
+    floor: int = 0  # session sync: the highest stream id adopted from the verified epoch
 
 
 @dataclass
@@ -138,15 +155,26 @@ class EpochRegistry:
     ``ttl``: a serial not heard for this long is forgotten (safe: it is challenged
     again when it comes back) and a pending epoch not heard for this long is dropped.
     ``max_peers``: serials kept at once (cluster size minus this member).
+    The protocol's own choices: ``counters(floor)`` makes the counter check of an
+    epoch (``floor``: every counter <= it counts as seen); with ``close_at_verify`` the
+    verified epoch's check starts closed at the verifying frame's counter (else the
+    checks made while it was pending go on); ``shared_nonce`` (when not None) also
+    verifies any pending epoch once echoed and is then replaced (session sync's
+    broadcast HELLO); ``gate(serial, epoch)`` False keeps a frame unverified (session
+    sync: the heartbeat's verified epoch as a second opinion).
     """
 
     ttl: float
     max_peers: int = MAX_MEMBERS - 1
+    counters: Callable[[int], Counters] = _counter_guard
+    close_at_verify: bool = False
+    shared_nonce: int | None = None
+    gate: Callable[[str, int], bool] | None = None
     peers: dict[str, _PeerState] = field(default_factory=dict)
     refused: int = 0
 
     def check(self, now: float, serial: str, epoch: int, stream: Hashable, counter: int,
-              echoed: Iterable[int] = ()) -> Verdict:
+              echoed: Collection[int] = ()) -> Verdict:
         """The verdict on a frame from ``serial`` of ``epoch`` with ``counter`` in ``stream``
         (heartbeat: the sender's port) that echoes the nonces ``echoed`` to this member."""
         st = self.peers.get(serial)
@@ -155,17 +183,20 @@ class EpochRegistry:
             if len(self.peers) >= self.max_peers:
                 self.refused += 1
                 return Verdict.REFUSED
-            st = self.peers[serial] = _PeerState(now)
+            st = self.peers[serial] = _PeerState(now, self.counters(0))
+        gate = self.gate
         if epoch == st.verified:
             if not st.counters.fresh(stream, counter):
                 return Verdict.REPLAY
+            if gate is not None and not gate(serial, epoch):
+                return Verdict.PENDING
             st.heard = now
             return Verdict.FRESH
         if epoch in st.retired:
             return Verdict.REPLAY
         pend = st.pending.get(epoch)
         if pend is None:
-            pend = _Pending(new_nonce(), now)
+            pend = _Pending(new_nonce(), now, self.counters(0))
             st.pending[epoch] = pend
             while len(st.pending) > PENDING_PER_PEER:
                 st.pending.popitem(last=False)
@@ -173,13 +204,17 @@ class EpochRegistry:
             return Verdict.REPLAY
         pend.heard = now
         st.pending.move_to_end(epoch)
-        if pend.nonce not in set(echoed):
+        shared = self.shared_nonce is not None and self.shared_nonce in echoed
+        if not (shared or pend.nonce in echoed) or (gate is not None and not gate(serial, epoch)):
             return Verdict.PENDING
+        if shared:  # used once: a recording of this answer proves nothing
+            self.shared_nonce = new_nonce()
         # verified: the old epoch retires, everything of the pending ones is dropped
         if st.verified is not None:
             st.retired = [e for e in st.retired if e != st.verified][-(RETIRED_EPOCHS - 1):]
             st.retired.append(st.verified)
-        st.verified, st.counters, st.heard = epoch, pend.counters, now
+        st.verified, st.heard, st.floor = epoch, now, 0
+        st.counters = self.counters(counter) if self.close_at_verify else pend.counters
         st.pending.clear()
         return Verdict.VERIFIED
 
@@ -187,10 +222,27 @@ class EpochRegistry:
         st = self.peers.get(serial)
         return st.verified if st is not None else None
 
+    def nonce_for(self, serial: str, epoch: int) -> int:
+        """The challenge nonce for a pending (serial, epoch), 0 when it is not pending."""
+        pend = self._pending(serial, epoch)
+        return pend.nonce if pend is not None else 0
+
     def challenges(self) -> tuple[Challenge, ...]:
         """The challenges to advertise now (put them in every heartbeat)."""
         return tuple(Challenge(s, e, p.nonce) for s, st in self.peers.items()
                      for e, p in st.pending.items())
+
+    def challenge_due(self, now: float, serial: str, epoch: int, interval: float) -> bool:
+        """Rate limit of the challenges to one pending (serial, epoch) (True: send one now)."""
+        pend = self._pending(serial, epoch)
+        if pend is None or now - pend.challenged < interval:
+            return False
+        pend.challenged = now
+        return True
+
+    def _pending(self, serial: str, epoch: int) -> _Pending | None:
+        st = self.peers.get(serial)
+        return st.pending.get(epoch) if st is not None else None
 
     def expire(self, now: float) -> None:
         """Drop pending epochs and serials not heard for ``ttl``."""

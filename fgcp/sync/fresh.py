@@ -19,19 +19,19 @@ by the sender and receiver engines it runs (a role change keeps it; a restart lo
 - at most ``MAX_MEMBERS - 1`` peer serials are kept (fgcp.freshness bounds); a further
   serial is refused until one is forgotten (not heard for ``PEER_TTL``).
 
-``Verdict`` and the bounds are fgcp.freshness's (one design for both protocols).
+The verification, retirement and bounds are fgcp.freshness.EpochRegistry's, the
+heartbeat's own (one design for both protocols); this module adds the window, the
+stream ids and this run's counter.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 from fgcp.freshness import (
     M64,
     MAX_MEMBERS,
-    PENDING_PER_PEER,
-    RETIRED_EPOCHS,
+    EpochRegistry,
     Verdict,
     new_epoch,
     new_nonce,
@@ -70,27 +70,9 @@ class ReplayWindow:
         self.bits |= 1 << d
         return True
 
-
-class _Pending:
-    __slots__ = ("challenged", "heard", "nonce", "window")
-
-    def __init__(self, now: float) -> None:
-        self.nonce = new_nonce()
-        self.window = ReplayWindow()
-        self.heard = now
-        self.challenged = float("-inf")
-
-
-class _Peer:
-    __slots__ = ("floor", "heard", "pending", "retired", "verified", "window")
-
-    def __init__(self, now: float) -> None:
-        self.verified: int | None = None
-        self.window = ReplayWindow()
-        self.heard = now
-        self.pending: OrderedDict[int, _Pending] = OrderedDict()
-        self.retired: list[int] = []
-        self.floor = 0  # highest stream id adopted from the verified epoch
+    def fresh(self, key: Hashable, counter: int) -> bool:
+        """``fgcp.freshness.Counters``: one window per epoch, ``key`` unused."""
+        return self.accept(counter)
 
 
 class SyncFreshness:
@@ -99,19 +81,27 @@ class SyncFreshness:
     ``epoch``: this run's (fgcp.freshness.new_epoch when None; the daemon passes the
     heartbeat's).  ``gate(serial, epoch)``: optional second opinion (the heartbeat's
     verified epoch, fgcp.freshness.FreshnessSource); a False makes the frame unverified.
+    The peers' epochs are a ``fgcp.freshness.EpochRegistry`` (the heartbeat's rules) with
+    a ``ReplayWindow`` per epoch, closed at verification, and the broadcast HELLO's nonce
+    as its shared nonce.
     """
 
     def __init__(self, epoch: int | None = None, *, ttl: float = PEER_TTL,
                  max_peers: int = MAX_MEMBERS - 1,
                  gate: Callable[[str, int], bool] | None = None) -> None:
         self.epoch = (epoch or new_epoch()) & M64
-        self.ttl = ttl
-        self.max_peers = max_peers
-        self.gate = gate
-        self.peers: dict[str, _Peer] = {}
-        self.hello_nonce = new_nonce()  # the challenge of a broadcast HELLO (any new epoch)
+        self.registry = EpochRegistry(ttl, max_peers, counters=ReplayWindow,
+                                      close_at_verify=True, shared_nonce=new_nonce(),
+                                      gate=gate)
         self._counter = 0
         self._streams = 0
+
+    @property
+    def hello_nonce(self) -> int:
+        """The challenge of a broadcast HELLO (verifies any new epoch; replaced once used)."""
+        nonce = self.registry.shared_nonce
+        assert nonce is not None
+        return nonce
 
     # -- this member's frames -------------------------------------------------------
 
@@ -128,70 +118,22 @@ class SyncFreshness:
 
     def check(self, now: float, serial: str, epoch: int, counter: int, echo: int) -> Verdict:
         """The verdict on an authenticated frame of ``serial`` (``echo``: a nonce it echoes)."""
-        st = self.peers.get(serial)
-        if st is None:
-            st = self._admit(now, serial)
-            if st is None:
-                return Verdict.REFUSED
-        if epoch == st.verified:
-            if not st.window.accept(counter):
-                return Verdict.REPLAY
-            if self.gate is not None and not self.gate(serial, epoch):
-                return Verdict.PENDING
-            st.heard = now
-            return Verdict.FRESH
-        if epoch in st.retired:
-            return Verdict.REPLAY
-        pend = st.pending.get(epoch)
-        if pend is None:
-            pend = st.pending[epoch] = _Pending(now)
-            while len(st.pending) > PENDING_PER_PEER:
-                st.pending.popitem(last=False)
-        if not pend.window.accept(counter):
-            return Verdict.REPLAY
-        pend.heard = now
-        st.pending.move_to_end(epoch)
-        if not echo or echo not in (pend.nonce, self.hello_nonce) or (
-                self.gate is not None and not self.gate(serial, epoch)):
-            return Verdict.PENDING
-        if echo == self.hello_nonce:  # used once: a recording of this answer proves nothing
-            self.hello_nonce = new_nonce()
-        if st.verified is not None:
-            st.retired = [e for e in st.retired if e != st.verified][-(RETIRED_EPOCHS - 1):]
-            st.retired.append(st.verified)
-        st.verified, st.window, st.heard, st.floor = epoch, ReplayWindow(counter), now, 0
-        st.pending.clear()
-        return Verdict.VERIFIED
-
-    def _admit(self, now: float, serial: str) -> _Peer | None:
-        self.expire(now)
-        if len(self.peers) >= self.max_peers:
-            return None
-        st = self.peers[serial] = _Peer(now)
-        return st
+        return self.registry.check(now, serial, epoch, None, counter, (echo,) if echo else ())
 
     def nonce_for(self, serial: str, epoch: int) -> int:
         """The challenge for a pending (serial, epoch), 0 when it is not pending."""
-        st = self.peers.get(serial)
-        pend = st.pending.get(epoch) if st is not None else None
-        return pend.nonce if pend is not None else 0
+        return self.registry.nonce_for(serial, epoch)
 
     def challenge_due(self, now: float, serial: str, epoch: int, interval: float) -> bool:
         """Rate limit of the challenges to one pending (serial, epoch) (True: send one now)."""
-        st = self.peers.get(serial)
-        pend = st.pending.get(epoch) if st is not None else None
-        if pend is None or now - pend.challenged < interval:
-            return False
-        pend.challenged = now
-        return True
+        return self.registry.challenge_due(now, serial, epoch, interval)
 
     def verified_epoch(self, serial: str) -> int | None:
-        st = self.peers.get(serial)
-        return st.verified if st is not None else None
+        return self.registry.verified_epoch(serial)
 
     def adopt(self, serial: str, stream: int) -> bool:
         """A stream of ``serial``'s verified epoch may be adopted (newer than the last)."""
-        st = self.peers.get(serial)
+        st = self.registry.peers.get(serial)
         if st is None or st.verified is None or stream <= st.floor:
             return False
         st.floor = stream
@@ -199,11 +141,7 @@ class SyncFreshness:
 
     def expire(self, now: float) -> None:
         """Forget pending epochs and serials not heard for ``ttl``."""
-        for serial, st in list(self.peers.items()):
-            for e in [e for e, p in st.pending.items() if now - p.heard > self.ttl]:
-                del st.pending[e]
-            if not st.pending and now - st.heard > self.ttl:
-                del self.peers[serial]
+        self.registry.expire(now)
 
     def forget(self, serial: str) -> None:
-        self.peers.pop(serial, None)
+        self.registry.forget(serial)
