@@ -125,6 +125,143 @@ class SessionTTL:
     default: int = 3600
 
 
+# -- ZTNA access proxy (issue 11; fgcp/config/ztna.py reads them, docs/ztna.md) --------
+
+
+@dataclass(frozen=True)
+class AccessProxyVip:
+    """``config firewall vip`` / ``set type access-proxy``: where the access proxy listens."""
+
+    name: str
+    extip: str  # "198.51.100.100"
+    extintf: str = "any"  # interface name or "any"
+    extport: int = 0
+    server_cert: str = ""  # set ssl-certificate: a ``config vpn certificate local`` name
+    server_type: str = "https"
+
+
+@dataclass(frozen=True)
+class RealServer:
+    """``config realservers`` / ``edit <id>`` inside an api-gateway: one backend."""
+
+    id: int
+    ip: str
+    port: int = 443
+
+
+@dataclass(frozen=True)
+class ApiGateway:
+    """``config api-gateway`` / ``edit <id>`` of an access-proxy (service tcp-forwarding)."""
+
+    id: int
+    service: str = "tcp-forwarding"
+    realservers: tuple[RealServer, ...] = ()
+
+
+@dataclass(frozen=True)
+class AccessProxy:
+    """``config firewall access-proxy`` / ``edit "<name>"``."""
+
+    name: str
+    vip: str  # an AccessProxyVip name
+    client_cert: bool = True
+    empty_cert_action: str = "block"  # accept | block | accept-unmanageable
+    apis: tuple[ApiGateway, ...] = ()
+
+
+@dataclass(frozen=True)
+class EmsTag:
+    """``config firewall address`` / ``set type dynamic`` / ``set sub-type ems-tag``."""
+
+    name: str  # the address name ("ZTNA_compliant"), what proxy-policies refer to
+    tag: str  # set obj-tag: the EMS tag ("compliant")
+
+
+@dataclass(frozen=True)
+class ProxyPolicy:
+    """``config firewall proxy-policy`` / ``edit <id>`` (``set proxy access-proxy``)."""
+
+    id: int
+    name: str = ""
+    proxy: str = "access-proxy"
+    access_proxy: tuple[str, ...] = ()  # AccessProxy names
+    srcintf: tuple[str, ...] = ()
+    srcaddr: tuple[str, ...] = ()
+    dstaddr: tuple[str, ...] = ()
+    ztna_ems_tag: tuple[str, ...] = ()  # EmsTag (address) names; empty = any verified device
+    ztna_tags_match_logic: str = "or"  # or | and
+    action: str = "deny"  # accept | deny
+    status: str = "enable"
+
+
+@dataclass(frozen=True)
+class EmsServer:
+    """``config endpoint-control fctems`` / ``edit "<name>"`` (the lab's EMS stand-in)."""
+
+    name: str
+    socket: str  # set lab-socket: unix socket path (relative: to fgcpd's --rundir)
+    ca_cert: str = ""  # set lab-ca-cert: the ``config vpn certificate ca`` of the EMS CA
+
+
+@dataclass(frozen=True)
+class LocalCertificate:
+    """``config vpn certificate local`` / ``edit "<name>"``: a certificate with its key."""
+
+    name: str
+    cert_file: str  # PEM; relative paths: to fgcpd's --rundir
+    key_file: str
+
+
+@dataclass(frozen=True)
+class CaCertificate:
+    """``config vpn certificate ca`` / ``edit "<name>"``: a trusted CA (and its CRL file)."""
+
+    name: str
+    file: str  # PEM; relative paths: to fgcpd's --rundir
+    crl_file: str = ""  # set lab-crl-file; empty: revocation from the EMS only
+
+
+@dataclass(frozen=True)
+class Certificates:
+    """The certificate store: local certificates and CAs, by name."""
+
+    local: dict[str, LocalCertificate] = field(default_factory=dict)
+    ca: dict[str, CaCertificate] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ZtnaConfig:
+    """Everything the ZTNA access proxy needs (empty when nothing is configured)."""
+
+    vips: dict[str, AccessProxyVip] = field(default_factory=dict)
+    proxies: dict[str, AccessProxy] = field(default_factory=dict)
+    tags: dict[str, EmsTag] = field(default_factory=dict)
+    policies: tuple[ProxyPolicy, ...] = ()
+    ems: EmsServer | None = None
+    certificates: Certificates = field(default_factory=Certificates)
+
+    @property
+    def enabled(self) -> bool:
+        """At least one access proxy is configured."""
+        return bool(self.proxies)
+
+    def policies_for(self, proxy: str) -> tuple[ProxyPolicy, ...]:
+        """The enabled proxy-policies naming access-proxy ``proxy``, in evaluation order."""
+        return tuple(
+            p for p in self.policies if p.status == "enable" and proxy in p.access_proxy
+        )
+
+    def ems_tags(self, policy: ProxyPolicy) -> tuple[str, ...]:
+        """The EMS tags (``obj-tag`` values) a policy's ``ztna-ems-tag`` addresses stand for."""
+        return tuple(self.tags[name].tag for name in policy.ztna_ems_tag)
+
+    def ems_ca(self) -> CaCertificate | None:
+        """The CA the EMS issues device certificates with (None: no EMS or no CA named)."""
+        if self.ems is None or not self.ems.ca_cert:
+            return None
+        return self.certificates.ca[self.ems.ca_cert]
+
+
 @dataclass(frozen=True)
 class MemberConfig:
     """One member's whole configuration."""
@@ -140,6 +277,7 @@ class MemberConfig:
     policies: tuple[Policy, ...] = ()
     ha: HAConfig = field(default_factory=HAConfig)
     session_ttl: SessionTTL = field(default_factory=SessionTTL)
+    ztna: ZtnaConfig = field(default_factory=ZtnaConfig)  # fgcp/config/ztna.py
 
     @property
     def member_serial(self) -> str:

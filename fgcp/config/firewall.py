@@ -1,5 +1,7 @@
 """``config firewall address|service custom|policy``: schema, predefined objects, builders.
 
+Addresses of type dynamic / sub-type ems-tag are the ZTNA tags (``MemberConfig.ztna.tags``).
+
 The objects every FortiGate has before any configuration (address "all", the predefined
 services and IPS sensors) are declared here too; the tables plug into fgcp/config/loader.py.
 """
@@ -9,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
 
-from fgcp.config.reader import Fields, Reader, Table, as_int
+from fgcp.config.reader import Fields, Reader, Table, Values, as_int
 from fgcp.config.schema import OBJNAME, OFF, Key, Section, keys
 from fgcp.config.values import Choice, Int, IPAddress, Names, PortRanges, Subnet, Text
-from fgcp.confparse import Block
-from fgcp.model import ANY_NET, Address, Policy, Service
+from fgcp.confparse import Block, Edit
+from fgcp.model import ANY_NET, Address, EmsTag, Policy, Service
 
 __all__ = [
     "ADDRESS",
@@ -36,10 +38,12 @@ IPS_SENSORS = (
 
 # fmt: off
 ADDRESS = Section("firewall address", keys(
-    type=Key(Choice(("ipmask", "iprange")), "ipmask"),
+    type=Key(Choice(("ipmask", "iprange", "dynamic")), "ipmask"),
     subnet=Key(Subnet(), ANY_NET),
     start_ip=Key(IPAddress(), None),
     end_ip=Key(IPAddress(), None),
+    sub_type=Key(Choice(("sdn", "ems-tag")), "sdn", help="type dynamic: only ems-tag"),
+    obj_tag=Key(Text(255), "", help="type dynamic, sub-type ems-tag: the EMS tag"),
     comment=Key(Text(255), ""),
 ), entry=OBJNAME, what="address")
 SERVICE = Section("firewall service custom", keys(
@@ -94,11 +98,35 @@ def predefined_services() -> dict[str, Service]:
     return {s.name: s for s in services}
 
 
+def _ems_tag(r: Reader, name: str, edit: Edit, v: Values) -> EmsTag:
+    """A ZTNA tag: ``set type dynamic`` / ``set sub-type ems-tag`` / ``set obj-tag``."""
+    for key in ("subnet", "start-ip", "end-ip"):
+        if key in v.lines:
+            raise r.error(v.lines[key], key, "not used with type dynamic")
+    if v["sub-type"] != "ems-tag":
+        raise r.error(
+            v.line("sub-type", edit.line),
+            "sub-type",
+            f"address {name!r}: only dynamic addresses of sub-type ems-tag are emulated",
+        )
+    if not v.text("obj-tag"):
+        raise r.error(edit.line, "obj-tag", f"EMS tag address {name!r} needs 'set obj-tag'")
+    return EmsTag(name, v.text("obj-tag"))
+
+
 def _addresses(r: Reader, blocks: Sequence[Block]) -> Fields:
     out = predefined_addresses()
+    tags: dict[str, EmsTag] = {}
     for ident, edit, v in r.table(ADDRESS, blocks):
         name = str(ident)
-        if v["type"] == "iprange":
+        if v["type"] != "dynamic":
+            for key in ("sub-type", "obj-tag"):
+                if key in v.lines:
+                    raise r.error(v.lines[key], key, "only used with type dynamic")
+        if v["type"] == "dynamic":
+            tags[name] = _ems_tag(r, name, edit, v)
+            out.pop(name, None)  # an EMS tag may replace a predefined address name
+        elif v["type"] == "iprange":
             if "subnet" in v.lines:
                 raise r.error(
                     v.lines["subnet"], "subnet", "not used with type iprange"
@@ -127,7 +155,8 @@ def _addresses(r: Reader, blocks: Sequence[Block]) -> Fields:
                     )
             out[name] = Address(name, subnet=v.typed("subnet", IPv4Network))
     r.define("address", out)
-    return {"addresses": out}
+    r.define("ems-tag", tags)
+    return {"addresses": out, "ztna.tags": tags}
 
 
 def _services(r: Reader, blocks: Sequence[Block]) -> Fields:

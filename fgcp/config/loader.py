@@ -6,19 +6,24 @@ their sections by path; ``parse_config``/``load_config`` return a validated Memb
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from fgcp.config.firewall import ADDRESS_TABLE, POLICY_TABLE, SERVICE_TABLE
 from fgcp.config.reader import Fields, Reader, Table
 from fgcp.config.router import STATIC_TABLE
 from fgcp.config.schema import Section
-from fgcp.config.system import (
-    GLOBAL_TABLE,
-    HA_TABLE,
-    INTERFACE_TABLE,
-    SESSION_TTL_TABLE,
+from fgcp.config.system import GLOBAL_TABLE, HA_TABLE, INTERFACE_TABLE, SESSION_TTL_TABLE
+from fgcp.config.ztna import (
+    ACCESS_PROXY_TABLE,
+    CA_CERT_TABLE,
+    FCTEMS_TABLE,
+    LOCAL_CERT_TABLE,
+    PROXY_POLICY_TABLE,
+    VIP_TABLE,
 )
 from fgcp.confparse import Block, ConfigError, decode, parse
 from fgcp.model import SERIAL_LEN, MemberConfig
@@ -31,9 +36,15 @@ TABLES: tuple[Table, ...] = (
     GLOBAL_TABLE,
     INTERFACE_TABLE,
     STATIC_TABLE,
+    CA_CERT_TABLE,
+    LOCAL_CERT_TABLE,
+    FCTEMS_TABLE,
     ADDRESS_TABLE,
     SERVICE_TABLE,
+    VIP_TABLE,
+    ACCESS_PROXY_TABLE,
     POLICY_TABLE,
+    PROXY_POLICY_TABLE,
     HA_TABLE,
     SESSION_TTL_TABLE,
 )
@@ -64,9 +75,25 @@ def _load(text: str, source: str) -> MemberConfig:
     if errors:
         raise min(errors, key=lambda e: e.line)
     reader.check_refs()
-    cfg = MemberConfig(source=source, **fields)
+    cfg = _fold(MemberConfig(source=source), fields)
+    assert isinstance(cfg, MemberConfig)
     _check_serial(reader, cfg, by_path)
     return cfg
+
+
+def _fold(base: Any, fields: Fields) -> Any:
+    """``base`` (a frozen dataclass) with ``fields`` replaced; a dotted name such as
+    ``"ztna.certificates.ca"`` replaces one attribute of a sub-object, so that several
+    tables fill one object (MemberConfig.ztna)."""
+    direct: Fields = {k: v for k, v in fields.items() if "." not in k}
+    nested: dict[str, Fields] = {}
+    for key, value in fields.items():
+        if "." in key:
+            top, _, rest = key.partition(".")
+            nested.setdefault(top, {})[rest] = value
+    for top, sub in nested.items():
+        direct[top] = _fold(getattr(base, top), sub)
+    return dataclasses.replace(base, **direct)
 
 
 def _last_set(blocks: list[Block], key: str) -> int:
@@ -97,7 +124,7 @@ def load_config(path: str | Path) -> MemberConfig:
 
     The bytes are decoded by ``confparse.decode`` (UTF-8, a byte-order mark accepted;
     other bytes are an error with the line and column), never by the locale or with
-    universal newlines: only ``\n`` (or ``\r\n``) ends a line.
+    universal newlines: only ``\\n`` (or ``\\r\\n``) ends a line.
     """
     source = str(path)
     try:

@@ -87,6 +87,7 @@ class Reader:
         self.source = source
         self.refs: list[Ref] = []
         self.defined: dict[str, set[str]] = {}
+        self.needs: list[tuple[str, int, str, str]] = []  # (kind, line, key, reason)
 
     def error(self, line: int, key: str | None, reason: str) -> ConfigError:
         """The error to raise: ``reason`` at ``line`` / ``key`` of this source."""
@@ -96,13 +97,25 @@ class Reader:
         """``names`` exist as ``kind`` objects ("interface", "address", ...) for references."""
         self.defined.setdefault(kind, set()).update(names)
 
+    def need(self, kind: str, line: int, key: str, reason: str) -> None:
+        """At least one ``kind`` object must exist (checked with the references)."""
+        self.needs.append((kind, line, key, reason))
+
     def check_refs(self) -> None:
         """Every name a key refers to is defined (the first missing one, by line, raises)."""
-        for ref in sorted(self.refs, key=lambda r: r.line):
+        missing: list[tuple[int, str, str]] = [
+            (line, key, reason)
+            for kind, line, key, reason in self.needs
+            if not self.defined.get(kind)
+        ]
+        for ref in self.refs:
             if ref.name in ref.extra or ref.name in self.defined.get(ref.kind, ()):
                 continue
             what = "is not configured" if ref.kind == "interface" else "is not defined"
-            raise self.error(ref.line, ref.key, f"{ref.kind} {ref.name!r} {what}")
+            missing.append((ref.line, ref.key, f"{ref.kind} {ref.name!r} {what}"))
+        if missing:
+            line, key, reason = min(missing, key=lambda m: m[0])
+            raise self.error(line, key, reason)
 
     # -- generic ----------------------------------------------------------
 
@@ -159,8 +172,14 @@ class Reader:
         self.add_refs(values)
         return values
 
-    def table(self, section: Section, blocks: Sequence[Block]) -> list[Entry]:
-        """The validated ``edit`` entries of a table section: (ident, edit, values)."""
+    def table(
+        self, section: Section, blocks: Sequence[Block], nested: bool = False
+    ) -> list[Entry]:
+        """The validated ``edit`` entries of a table section: (ident, edit, values).
+
+        ``nested``: the caller reads the ``config`` blocks inside each edit
+        (``edit.blocks``; e.g. ``config api-gateway`` of an access-proxy).
+        """
         name = section.path
         assert section.entry is not None
         entries: list[Entry] = []
@@ -188,9 +207,10 @@ class Reader:
                         f"{section.what} {edit.name.text!r} is already defined at line {seen[ident]}",
                     )
                 seen[ident] = edit.line
-                self.no_nested(
-                    f"'edit {edit.name.text}' of 'config {name}'", edit.blocks
-                )
+                if not nested:
+                    self.no_nested(
+                        f"'edit {edit.name.text}' of 'config {name}'", edit.blocks
+                    )
                 values = self.collect(name, edit.settings, Values(section))
                 self.add_refs(values)
                 for key in section.required:

@@ -6,13 +6,34 @@ Pure: MemberConfig in, text out; counts the configured objects, not the predefin
 from __future__ import annotations
 
 from fgcp.config.firewall import predefined_addresses, predefined_services
-from fgcp.model import MemberConfig
+from fgcp.model import MemberConfig, ZtnaConfig
 
 __all__ = ["summarize"]
 
 
 def _count(n: int, noun: str, plural: str = "") -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
+def _ztna(z: ZtnaConfig) -> str:
+    """``; ZTNA ...`` when an access proxy, a proxy-policy, a tag or an EMS is configured."""
+    if not (z.vips or z.proxies or z.policies or z.tags or z.ems):
+        return ""
+    proxies = []
+    for p in z.proxies.values():
+        vip = z.vips[p.vip]
+        backends = " ".join(
+            f"{rs.ip}:{rs.port}" for api in p.apis for rs in api.realservers
+        )
+        proxies.append(f"{p.name} {vip.extip}:{vip.extport} -> {backends}")
+    parts = [
+        _count(len(z.proxies), "access-proxy", "access-proxies")
+        + (f" ({', '.join(proxies)})" if proxies else ""),
+        _count(len(z.policies), "proxy-policy", "proxy-policies"),
+        _count(len(z.tags), "EMS tag"),
+        f"EMS {z.ems.name!r}" if z.ems else "no EMS",
+    ]
+    return "; ZTNA " + ", ".join(parts)
 
 
 def summarize(cfg: MemberConfig) -> str:
@@ -29,6 +50,7 @@ def summarize(cfg: MemberConfig) -> str:
             _count(len(cfg.policies), "policy", "policies"),
         )
     )
+    objects += _ztna(cfg.ztna)
     ha = cfg.ha
     if ha.mode == "standalone":
         return f"{cfg.hostname}{serial}: {objects}; HA standalone"
