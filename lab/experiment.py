@@ -56,8 +56,12 @@ def run_experiment(sc: Scenario, out_dir: Path | None = None, system: str = "fgc
                                 if due <= now:
                                     pending.remove((due, rec))
                                     injector.restore(rec)
-                                    prog.note(f"+{rec.restored_at - t0:5.2f} s  restored "
-                                              f"{rec.kind} on {rec.member}")
+                                    if rec.restored_at is None:  # nothing was down
+                                        prog.note(f"nothing to restore for {rec.kind} on "
+                                                  f"{rec.member}")
+                                    else:
+                                        prog.note(f"+{rec.restored_at - t0:5.2f} s  restored "
+                                                  f"{rec.kind} on {rec.member}")
                             if now >= until and not any(d <= until for d, _ in pending):
                                 return
                             if now - last_sample >= 0.25:
@@ -76,8 +80,8 @@ def run_experiment(sc: Scenario, out_dir: Path | None = None, system: str = "fgc
                         idle(t0 + f.at)
                         target = None
                         if f.kind in ("kill-primary", "power-off") and system == "fgcp":
-                            target = (sys_.lab.primaries() or [None])[0] \
-                                if f.member == "primary" else f.member
+                            target = (next(iter(sys_.lab.primaries()), None)
+                                      if f.member == "primary" else f.member)
                         sys_.before_fault(f.kind, target)
                         rec = injector.apply(f, i)
                         applied.append(rec)

@@ -13,7 +13,11 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # matplotlib is imported only when a timeline is drawn
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
 
 KIND_LABEL = {"tcp": "TCP streams", "udp": "UDP", "ping": "ICMP", "short_tcp": "short TCP"}
 MARKS = (("t", "fault", "tab:red", "-"), ("detect_ms", "detection", "tab:orange", "--"),
@@ -151,7 +155,7 @@ def _throughput(result: dict[str, Any]) -> tuple[list[float], list[float]] | Non
     return xs, ys
 
 
-def _draw_timeline(ax_tp: Any, ax_flows: Any, result: dict[str, Any], title: str,
+def _draw_timeline(ax_tp: Axes, ax_flows: Axes, result: dict[str, Any], title: str,
                    max_flows: int = 40) -> None:
     t0 = result["started"]
     end = (result.get("ended") or t0) - t0
@@ -197,7 +201,7 @@ def _draw_timeline(ax_tp: Any, ax_flows: Any, result: dict[str, Any], title: str
     ax_flows.set_xlim(0, max(end, 0.1))
     ax_tp.set_xlim(0, max(end, 0.1))
     handles, labs = ax_tp.get_legend_handles_labels()
-    seen = {}
+    seen: dict[str, Artist] = {}
     for h, lab in zip(handles, labs, strict=True):
         seen.setdefault(lab, h)
     if seen:

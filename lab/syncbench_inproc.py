@@ -34,7 +34,7 @@ def make_records(n: int, seed: int = 1) -> list[SessionRecord]:
 
 def bench_codec(recs: list[SessionRecord], key: bytes | None) -> tuple[float, float, int]:
     t0 = time.perf_counter()
-    frames = []
+    frames: list[bytes] = []
     fb = FrameBuilder()
     for r in recs:
         enc = encode_record(OP_ADD, r)
