@@ -8,8 +8,9 @@ fgcp/, topologies/ or lab/, imported when that subcommand runs (so ``diag`` and
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fgcp import ctl
 
@@ -25,6 +26,19 @@ examples:
 """
 
 
+# Subcommands that own their parsers: name -> (module, help).  The module is imported
+# only when its subcommand runs; its ``main(argv) -> int`` gets the rest of the line
+# verbatim (lab.cli's ``main(cmd, argv)`` serves run, compare and soak).
+DELEGATED: dict[str, tuple[str, str]] = {
+    "check-config": ("fgcp.config", "validate member configuration files"),
+    "bench": ("lab.bench", "kernel vs member forwarding benchmark (root)"),
+    "topo": ("topologies.cli", "build the Mininet lab / run the demo (root)"),
+    "run": ("lab.cli", "failover experiment from a YAML scenario (root)"),
+    "compare": ("lab.cli", "same scenario on fgcpd and keepalived + conntrackd (root)"),
+    "soak": ("lab.cli", "consecutive failovers alternating the primary (root)"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fgcp-lab", description="FortiGate HA (FGCP) lab emulator",
@@ -38,18 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rundir", default=None,
                    help=f"default ${ctl.RUNDIR_ENV} or {ctl.DEFAULT_RUNDIR}")
     d.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
-    c = sub.add_parser("check-config", help="validate member configuration files",
-                       add_help=False)
-    c.add_argument("args", nargs=argparse.REMAINDER)
-    b = sub.add_parser("bench", help="kernel vs member forwarding benchmark (root)",
-                       add_help=False)
-    b.add_argument("args", nargs=argparse.REMAINDER)
-    t = sub.add_parser("topo", help="build the Mininet lab / run the demo (root)",
-                       add_help=False)
-    t.add_argument("args", nargs=argparse.REMAINDER)
-    for name, text in (("run", "failover experiment from a YAML scenario (root)"),
-                       ("compare", "same scenario on fgcpd and keepalived + conntrackd (root)"),
-                       ("soak", "consecutive failovers alternating the primary (root)")):
+    for name, (_, text) in DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False).add_argument(
             "args", nargs=argparse.REMAINDER)
     return p
@@ -71,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Subcommands that own their parsers get the rest of the line verbatim
     # (including -h), so their help is their own.
-    if argv and argv[0] in ("check-config", "bench", "topo", "run", "compare", "soak"):
+    if argv and argv[0] in DELEGATED:
         return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.cmd == "diag":
@@ -80,29 +83,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _delegate(cmd: str, rest: list[str]) -> int:
-    if cmd == "check-config":
-        from fgcp.config import main as check_main
-
-        return check_main(rest)
-    if cmd == "bench":
-        try:
-            from lab.bench import main as bench_main
-        except ImportError as exc:
-            print(f"fgcp-lab bench: not available ({exc})", file=sys.stderr)
-            return 2
-        return bench_main(rest)
-    if cmd == "topo":
-        try:
-            from topologies.cli import main as topo_main
-        except ImportError as exc:
-            print(f"fgcp-lab topo: not available ({exc})", file=sys.stderr)
-            return 2
-        return topo_main(rest)
-    if cmd in ("run", "compare", "soak"):
-        from lab.cli import main as lab_main
-
+    module_name = DELEGATED[cmd][0]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:  # e.g. topo without Mininet installed
+        print(f"fgcp-lab {cmd}: not available ({exc})", file=sys.stderr)
+        return 2
+    if module_name == "lab.cli":
+        lab_main: Callable[[str, Sequence[str]], int] = module.main
         return lab_main(cmd, rest)
-    raise AssertionError(f"unhandled command {cmd!r}")
+    sub_main: Callable[[Sequence[str]], int] = module.main
+    return sub_main(rest)
 
 
 if __name__ == "__main__":
