@@ -8,7 +8,7 @@ fgcp/, topologies/ or lab/, imported when that subcommand runs (so ``diag`` and
 from __future__ import annotations
 
 import argparse
-import importlib
+import functools
 import sys
 from collections.abc import Callable, Sequence
 
@@ -26,16 +26,15 @@ examples:
 """
 
 
-# Subcommands that own their parsers: name -> (module, help).  The module is imported
-# only when its subcommand runs; its ``main(argv) -> int`` gets the rest of the line
-# verbatim (lab.cli's ``main(cmd, argv)`` serves run, compare and soak).
-DELEGATED: dict[str, tuple[str, str]] = {
-    "check-config": ("fgcp.config", "validate member configuration files"),
-    "bench": ("lab.bench", "kernel vs member forwarding benchmark (root)"),
-    "topo": ("topologies.cli", "build the Mininet lab / run the demo (root)"),
-    "run": ("lab.cli", "failover experiment from a YAML scenario (root)"),
-    "compare": ("lab.cli", "same scenario on fgcpd and keepalived + conntrackd (root)"),
-    "soak": ("lab.cli", "consecutive failovers alternating the primary (root)"),
+# Subcommands that own their parsers (name -> help): their module's ``main`` gets the
+# rest of the line verbatim, imported only when the subcommand runs (``_entry``).
+DELEGATED: dict[str, str] = {
+    "check-config": "validate member configuration files",
+    "bench": "kernel vs member forwarding benchmark (root)",
+    "topo": "build the Mininet lab / run the demo (root)",
+    "run": "failover experiment from a YAML scenario (root)",
+    "compare": "same scenario on fgcpd and keepalived + conntrackd (root)",
+    "soak": "consecutive failovers alternating the primary (root)",
 }
 
 
@@ -52,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rundir", default=None,
                    help=f"default ${ctl.RUNDIR_ENV} or {ctl.DEFAULT_RUNDIR}")
     d.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
-    for name, (_, text) in DELEGATED.items():
+    for name, text in DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False).add_argument(
             "args", nargs=argparse.REMAINDER)
     return p
@@ -82,18 +81,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _delegate(args.cmd, args.args)
 
 
+def _entry(cmd: str) -> Callable[[list[str]], int]:
+    """The ``main`` that runs the delegated subcommand ``cmd``, imported only now."""
+    if cmd == "check-config":
+        from fgcp.config import main as check_main
+
+        return check_main
+    if cmd == "bench":
+        from lab.bench import main as bench_main
+
+        return bench_main
+    if cmd == "topo":
+        from topologies.cli import main as topo_main
+
+        return topo_main
+    from lab.cli import main as lab_main  # run, compare, soak
+
+    return functools.partial(lab_main, cmd)
+
+
 def _delegate(cmd: str, rest: list[str]) -> int:
-    module_name = DELEGATED[cmd][0]
     try:
-        module = importlib.import_module(module_name)
+        entry = _entry(cmd)
     except ImportError as exc:  # e.g. topo without Mininet installed
         print(f"fgcp-lab {cmd}: not available ({exc})", file=sys.stderr)
         return 2
-    if module_name == "lab.cli":
-        lab_main: Callable[[str, Sequence[str]], int] = module.main
-        return lab_main(cmd, rest)
-    sub_main: Callable[[Sequence[str]], int] = module.main
-    return sub_main(rest)
+    return entry(rest)
 
 
 if __name__ == "__main__":
