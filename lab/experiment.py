@@ -13,7 +13,7 @@ import contextlib
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.analysis import Sampler, analyze
 from lab.faults import AppliedFault
@@ -23,11 +23,14 @@ from lab.systems import ExperimentError, check_supported, make_system
 from lab.traffic import traffic
 from topologies.util import make_run_dir
 
+if TYPE_CHECKING:  # for annotations: rich is imported where it prints
+    from rich.console import Console
+
 __all__ = ["ExperimentError", "check_supported", "run_experiment"]
 
 
 def run_experiment(sc: Scenario, out_dir: Path | None = None, system: str = "fgcp",
-                   console: Any = None, live: bool = True,
+                   console: Console | None = None, live: bool = True,
                    keep_logs: bool = True) -> dict[str, Any]:
     """Run ``sc`` on ``system``; returns the result (see lab.report for the files)."""
     check_supported(sc, system)

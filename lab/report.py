@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # matplotlib is imported only when a timeline is drawn
     from matplotlib.artist import Artist
     from matplotlib.axes import Axes
+    from rich.console import Console
 
 KIND_LABEL = {"tcp": "TCP streams", "udp": "UDP", "ping": "ICMP", "short_tcp": "short TCP"}
 MARKS = (("t", "fault", "tab:red", "-"), ("detect_ms", "detection", "tab:orange", "--"),
@@ -105,7 +106,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     return out
 
 
-def print_summary(result: dict[str, Any], console: Any = None) -> None:
+def print_summary(result: dict[str, Any], console: Console | None = None) -> None:
     """The summary table and lines on a rich console."""
     from rich.console import Console
     from rich.markup import escape
