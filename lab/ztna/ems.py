@@ -221,7 +221,12 @@ class EmsServer:
 
     @property
     def address(self) -> tuple[str, int] | str:
-        return self.server.server_address  # type: ignore[return-value]
+        addr = self.server.server_address  # a path (unix) or (host, port) (TCP)
+        if isinstance(addr, str):
+            return addr
+        if isinstance(addr, tuple):
+            return str(addr[0]), int(addr[1])
+        raise EmsError(f"unexpected EMS server address {addr!r}")
 
     def request(self, req: Any) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
