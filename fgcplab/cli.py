@@ -8,8 +8,9 @@ fgcp/, topologies/ or lab/, imported when that subcommand runs (so ``diag`` and
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from fgcp import ctl
 
@@ -25,6 +26,18 @@ examples:
 """
 
 
+# Subcommands that own their parsers (name -> help): their module's ``main`` gets the
+# rest of the line verbatim, imported only when the subcommand runs (``_entry``).
+DELEGATED: dict[str, str] = {
+    "check-config": "validate member configuration files",
+    "bench": "kernel vs member forwarding benchmark (root)",
+    "topo": "build the Mininet lab / run the demo (root)",
+    "run": "failover experiment from a YAML scenario (root)",
+    "compare": "same scenario on fgcpd and keepalived + conntrackd (root)",
+    "soak": "consecutive failovers alternating the primary (root)",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="fgcp-lab", description="FortiGate HA (FGCP) lab emulator",
@@ -38,18 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rundir", default=None,
                    help=f"default ${ctl.RUNDIR_ENV} or {ctl.DEFAULT_RUNDIR}")
     d.add_argument("--timeout", type=float, default=5.0, help="seconds (default 5)")
-    c = sub.add_parser("check-config", help="validate member configuration files",
-                       add_help=False)
-    c.add_argument("args", nargs=argparse.REMAINDER)
-    b = sub.add_parser("bench", help="kernel vs member forwarding benchmark (root)",
-                       add_help=False)
-    b.add_argument("args", nargs=argparse.REMAINDER)
-    t = sub.add_parser("topo", help="build the Mininet lab / run the demo (root)",
-                       add_help=False)
-    t.add_argument("args", nargs=argparse.REMAINDER)
-    for name, text in (("run", "failover experiment from a YAML scenario (root)"),
-                       ("compare", "same scenario on fgcpd and keepalived + conntrackd (root)"),
-                       ("soak", "consecutive failovers alternating the primary (root)")):
+    for name, text in DELEGATED.items():
         sub.add_parser(name, help=text, add_help=False).add_argument(
             "args", nargs=argparse.REMAINDER)
     return p
@@ -71,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Subcommands that own their parsers get the rest of the line verbatim
     # (including -h), so their help is their own.
-    if argv and argv[0] in ("check-config", "bench", "topo", "run", "compare", "soak"):
+    if argv and argv[0] in DELEGATED:
         return _delegate(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     if args.cmd == "diag":
@@ -79,30 +81,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _delegate(args.cmd, args.args)
 
 
-def _delegate(cmd: str, rest: list[str]) -> int:
+def _entry(cmd: str) -> Callable[[list[str]], int]:
+    """The ``main`` that runs the delegated subcommand ``cmd``, imported only now."""
     if cmd == "check-config":
         from fgcp.config import main as check_main
 
-        return check_main(rest)
+        return check_main
     if cmd == "bench":
-        try:
-            from lab.bench import main as bench_main
-        except ImportError as exc:
-            print(f"fgcp-lab bench: not available ({exc})", file=sys.stderr)
-            return 2
-        return bench_main(rest)
-    if cmd == "topo":
-        try:
-            from topologies.cli import main as topo_main
-        except ImportError as exc:
-            print(f"fgcp-lab topo: not available ({exc})", file=sys.stderr)
-            return 2
-        return topo_main(rest)
-    if cmd in ("run", "compare", "soak"):
-        from lab.cli import main as lab_main
+        from lab.bench import main as bench_main
 
-        return lab_main(cmd, rest)
-    raise AssertionError(f"unhandled command {cmd!r}")
+        return bench_main
+    if cmd == "topo":
+        from topologies.cli import main as topo_main
+
+        return topo_main
+    from lab.cli import main as lab_main  # run, compare, soak
+
+    return functools.partial(lab_main, cmd)
+
+
+def _delegate(cmd: str, rest: list[str]) -> int:
+    try:
+        entry = _entry(cmd)
+    except ImportError as exc:  # e.g. topo without Mininet installed
+        print(f"fgcp-lab {cmd}: not available ({exc})", file=sys.stderr)
+        return 2
+    return entry(rest)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
-"""Forwarding benchmark: 64-byte UDP pps and TCP throughput through one member.
+"""Forwarding benchmark runner: 64-byte UDP pps and TCP throughput through one member.
 
-Direct veth links client-ns -- member-ns -- server-ns; the Linux kernel and
-fgcpd forward the same topology in the same run, side by side (rich table).
+Direct veth links client-ns -- member-ns -- server-ns (lab.vethlab); the Linux kernel and
+fgcpd forward the same topology in the same run, side by side (rich table); ``--mininet``
+adds the end-to-end figure through the Mininet lab.
 """
 
 from __future__ import annotations
@@ -9,28 +10,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 
-from fgcp.daemon import OFFLOADS
+from lab.benchkit import BenchError
+from lab.vethlab import Measure, VethLab
 from topologies.util import terminate, wait_until
 
-REPO = Path(__file__).resolve().parent.parent
-CLIENT_IP, MEMBER_IN, MEMBER_OUT, SERVER_IP = (
-    "198.51.100.10", "198.51.100.1", "203.0.113.1", "203.0.113.10")
-UDP_PAYLOAD = 22  # 14 eth + 20 ip + 8 udp + 22 = 64-byte frames
+if TYPE_CHECKING:
+    from mininet.node import Host
+
 TARGET_PPS, TARGET_TCP = 0.30, 0.15
 MODES = {
     "kernel": "Linux kernel forwarding (ip_forward=1)",
@@ -42,270 +40,6 @@ MODES = {
     "mininet-kernel": "end to end through Mininet (userspace OVS), kernel member",
     "mininet-fgcpd": "end to end through Mininet (userspace OVS), fgcpd member",
 }
-
-MEMBER_CONFIG = """\
-config system global
-    set hostname "{hostname}"
-    set lab-serial "FGVM01TM00000099"
-end
-config system interface
-    edit "port1"
-        set ip 198.51.100.1 255.255.255.0
-        set allowaccess ping
-    next
-    edit "port2"
-        set ip 203.0.113.1 255.255.255.0
-    next
-end
-config firewall address
-    edit "inside-net"
-        set subnet 198.51.100.0 255.255.255.0
-    next
-end
-config firewall policy
-    edit 1
-        set name "bench"
-        set srcintf "port1"
-        set dstintf "port2"
-        set srcaddr "inside-net"
-        set dstaddr "all"
-        set action accept
-        set schedule "always"
-        set service "ALL"
-        set nat enable
-    next
-end
-"""
-
-
-class BenchError(RuntimeError):
-    """The benchmark topology or a tool failed."""
-
-
-def _run(cmd: Sequence[str], check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    res = subprocess.run(list(cmd), capture_output=True, text=True, timeout=timeout, check=False)
-    if check and res.returncode != 0:
-        raise BenchError(f"{' '.join(cmd)}: exit {res.returncode}: {res.stderr.strip()}")
-    return res
-
-
-@dataclass
-class VethLab:
-    """client ns (eth0) -- member ns (port1, port2) -- server ns (eth0), offloads off.
-
-    Namespaces get unique names; ``close`` deletes them and stops the
-    processes this object started (by PID).
-    """
-
-    tag: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
-    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    made: list[str] = field(default_factory=list)
-    rundir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="fgcp-bench-")))
-    python: str = sys.executable
-    daemon: subprocess.Popen[bytes] | None = None
-
-    @property
-    def client(self) -> str:
-        return f"fgcpb-c-{self.tag}"
-
-    @property
-    def member(self) -> str:
-        return f"fgcpb-m-{self.tag}"
-
-    @property
-    def server(self) -> str:
-        return f"fgcpb-s-{self.tag}"
-
-    def ns(self, ns: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return _run(["ip", "netns", "exec", ns, *cmd], check=check)
-
-    def __enter__(self) -> Self:
-        try:
-            self.build()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def build(self) -> None:
-        for ns in (self.client, self.member, self.server):
-            _run(["ip", "netns", "add", ns])
-            self.made.append(ns)
-        links = ((self.client, "eth0", self.member, "port1"),
-                 (self.member, "port2", self.server, "eth0"))
-        for i, (ns_a, if_a, ns_b, if_b) in enumerate(links):
-            a, b = f"fb{i}a{self.tag}", f"fb{i}b{self.tag}"
-            _run(["ip", "link", "add", a, "type", "veth", "peer", "name", b])
-            _run(["ip", "link", "set", a, "netns", ns_a])
-            _run(["ip", "link", "set", b, "netns", ns_b])
-            _run(["ip", "-n", ns_a, "link", "set", a, "name", if_a])
-            _run(["ip", "-n", ns_b, "link", "set", b, "name", if_b])
-        for ns, ifs in ((self.client, ["eth0"]), (self.member, ["port1", "port2"]),
-                        (self.server, ["eth0"])):
-            _run(["ip", "-n", ns, "link", "set", "lo", "up"])
-            for ifname in ifs:
-                self.ns(ns, "sysctl", "-qw", f"net.ipv6.conf.{ifname}.disable_ipv6=1")
-                self.ns(ns, "ethtool", "-K", ifname, *OFFLOADS)
-                _run(["ip", "-n", ns, "link", "set", ifname, "up"])
-        _run(["ip", "-n", self.client, "addr", "add", f"{CLIENT_IP}/24", "dev", "eth0"])
-        _run(["ip", "-n", self.server, "addr", "add", f"{SERVER_IP}/24", "dev", "eth0"])
-        iperf = subprocess.Popen(
-            ["ip", "netns", "exec", self.server, "iperf3", "-s", "-B", SERVER_IP],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        self.procs.append(iperf)
-
-    # ----------------------------------------------------------- modes
-
-    def _routes(self, via_member: bool) -> None:
-        for ns, dst, gw in ((self.client, "203.0.113.0/24", MEMBER_IN),
-                            (self.server, "198.51.100.0/24", MEMBER_OUT)):
-            _run(["ip", "-n", ns, "route", "del", dst], check=False)
-            _run(["ip", "-n", ns, "route", "del", "default"], check=False)
-            if via_member:
-                _run(["ip", "-n", ns, "route", "add", "default", "via", gw])
-            else:  # bare L2 forwarder: the far subnet is on-link
-                _run(["ip", "-n", ns, "route", "add", dst, "dev", "eth0"])
-            _run(["ip", "-n", ns, "neigh", "flush", "all"], check=False)
-
-    def _reset_member(self) -> None:
-        self.stop_daemon()
-        m = self.member
-        self.ns(m, "nft", "flush", "ruleset", check=False)
-        self.ns(m, "sysctl", "-qw", "net.ipv4.ip_forward=0")
-        for ifname in ("port1", "port2"):
-            _run(["ip", "-n", m, "addr", "flush", "dev", ifname])
-            _run(["ip", "-n", m, "link", "set", ifname, "arp", "on"])
-        _run(["ip", "-n", m, "neigh", "flush", "all"], check=False)
-
-    def set_mode(self, mode: str) -> None:
-        """Make the member forward with ``mode`` (see MODES)."""
-        self._reset_member()
-        m = self.member
-        if mode in ("kernel", "kernel-nat"):
-            _run(["ip", "-n", m, "addr", "add", f"{MEMBER_IN}/24", "dev", "port1"])
-            _run(["ip", "-n", m, "addr", "add", f"{MEMBER_OUT}/24", "dev", "port2"])
-            self.ns(m, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-            if mode == "kernel-nat":
-                rules = ("table ip benchnat { chain post { type nat hook postrouting "
-                         "priority 100; oifname \"port2\" masquerade; }; }")
-                self.ns(m, "nft", rules)
-            self._routes(via_member=True)
-        elif mode in ("fgcpd", "fgcpd-plain"):
-            self.start_daemon("fgcp", "ring" if mode == "fgcpd" else "plain")
-            self._routes(via_member=True)
-        elif mode in ("bridge-ring", "bridge-plain"):
-            self.start_daemon("bridge", mode.split("-")[1])
-            self._routes(via_member=False)
-        else:
-            raise BenchError(f"unknown mode {mode!r}")
-        # warm up ARP / sessions and prove the path works
-        res = self.ns(self.client, "ping", "-c", "3", "-i", "0.2", "-W", "1", SERVER_IP,
-                      check=False)
-        got = re.search(r"(\d+) received", res.stdout)
-        if got is None or int(got.group(1)) == 0:
-            raise BenchError(f"{mode}: no ping through the member:\n{res.stdout}{self.daemon_log()}")
-
-    def start_daemon(self, forwarder: str, port_kind: str) -> None:
-        conf = self.rundir / "member.conf"
-        conf.write_text(MEMBER_CONFIG.format(hostname=f"bench{self.tag}"))
-        out = open(self.rundir / "fgcpd.out", "ab")  # noqa: SIM115 - closed with the process
-        try:
-            self.daemon = subprocess.Popen(
-                ["ip", "netns", "exec", self.member, self.python, "-m",
-                 "fgcp.daemon" if forwarder == "fgcp" else "lab.bridge",
-                 "--config", str(conf), "--rundir", str(self.rundir), "--port-kind", port_kind],
-                cwd=str(REPO), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "PYTHONPATH": str(REPO)})
-        finally:
-            out.close()
-        sock = self.rundir / f"bench{self.tag}.sock"
-        daemon = self.daemon
-
-        def up() -> bool:
-            if daemon.poll() is not None:
-                raise BenchError(f"fgcpd exited with {daemon.returncode}:\n{self.daemon_log()}")
-            return sock.exists()
-
-        wait_until(up, 15, "fgcpd's control socket", interval=0.05, error=BenchError)
-
-    def daemon_log(self) -> str:
-        text = ""
-        for p in sorted(self.rundir.glob("*.out")) + sorted(self.rundir.glob("*.log")):
-            text += f"--- {p}\n{p.read_text(errors='replace')[-4000:]}"
-        return text
-
-    def daemon_query(self, command: str) -> str:
-        from fgcp.ctl import query
-
-        return query(self.rundir, f"bench{self.tag}", command)
-
-    def stop_daemon(self) -> None:
-        if self.daemon is not None:
-            terminate(self.daemon)
-            self.daemon = None
-
-    def close(self) -> None:
-        self.stop_daemon()
-        for p in self.procs:
-            terminate(p)
-        self.procs.clear()
-        for ns in self.made:
-            _run(["ip", "netns", "del", ns], check=False)
-        self.made.clear()
-        shutil.rmtree(self.rundir, ignore_errors=True)
-
-    def measure(self) -> Measure:
-        return Measure(lambda *cmd: self.ns(self.client, *cmd, check=False),
-                       lambda *cmd: self.ns(self.server, *cmd, check=False),
-                       SERVER_IP, "eth0")
-
-
-Runner = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@dataclass
-class Measure:
-    """iperf3 from a client to a server (commands run through ``on_client``/
-    ``on_server``); UDP packets counted at the server's interface."""
-
-    on_client: Runner
-    on_server: Runner
-    server_ip: str
-    server_if: str
-
-    def rx_packets(self) -> int:
-        res = self.on_server("ip", "-s", "-j", "link", "show", "dev", self.server_if)
-        try:
-            return int(json.loads(res.stdout)[0]["stats64"]["rx"]["packets"])
-        except (json.JSONDecodeError, KeyError, IndexError) as exc:
-            raise BenchError(f"cannot read {self.server_if} counters: {res.stderr}") from exc
-
-    def iperf(self, *args: str, seconds: float) -> dict[str, Any]:
-        res = self.on_client("iperf3", "-c", self.server_ip, "-J", "-t", str(seconds), *args)
-        try:
-            data = json.loads(res.stdout)
-        except json.JSONDecodeError as exc:
-            raise BenchError(f"iperf3 {' '.join(args)}: {res.stderr or res.stdout}") from exc
-        if "error" in data:
-            raise BenchError(f"iperf3 {' '.join(args)}: {data['error']}")
-        return data
-
-    def tcp_bps(self, seconds: float) -> float:
-        data = self.iperf(seconds=seconds)
-        return float(data["end"]["sum_received"]["bits_per_second"])
-
-    def udp_pps(self, seconds: float) -> tuple[float, float]:
-        """(received pps at the server's interface, sent pps) of 64-byte frames."""
-        before = self.rx_packets()
-        data = self.iperf("-u", "-l", str(UDP_PAYLOAD), "-b", "0", seconds=seconds)
-        received = self.rx_packets() - before
-        end = data["end"]["sum"]
-        secs = float(end["seconds"]) or seconds
-        # stragglers in the last instant and ARP/iperf control packets are noise here
-        return received / secs, float(end["packets"]) / secs
 
 
 @dataclass
@@ -446,9 +180,12 @@ def run_mininet(runs: int, seconds: float, console: Console) -> list[ModeResult]
                             ip, server.defaultIntf().name)
                 srv = server.popen(["iperf3", "-s", "-B", ip], stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
+
+                def listening(h: Host = server) -> bool:
+                    return ":5201" in h.cmd("ss -Hltn 'sport = :5201'")
+
                 try:
-                    wait_until(lambda h=server: ":5201" in h.cmd("ss -Hltn 'sport = :5201'"), 10,
-                               "iperf3 server", interval=0.05, error=BenchError)
+                    wait_until(listening, 10, "iperf3 server", interval=0.05, error=BenchError)
                     for i in range(runs):
                         pps, _, tcp = r.measure_round(m, seconds)
                         console.log(f"{r.mode} run {i + 1}/{runs}: {pps / 1e3:.1f} kpps "
@@ -461,8 +198,8 @@ def run_mininet(runs: int, seconds: float, console: Console) -> list[ModeResult]
     return results
 
 
-def _host_run(host: object, cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    proc = host.popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # type: ignore[attr-defined]
+def _host_run(host: Host, cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    proc = host.popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(list(cmd), proc.returncode, out.decode(errors="replace"),
                                        err.decode(errors="replace"))

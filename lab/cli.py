@@ -11,12 +11,15 @@ import argparse
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lab.scenario import FAULT_KINDS, ScenarioError, load_scenario, shipped_scenarios
+from lab.scenario import FAULT_KINDS, Scenario, ScenarioError, load_scenario, shipped_scenarios
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class Terminated(BaseException):
@@ -61,7 +64,7 @@ def build_parser(cmd: str) -> argparse.ArgumentParser:
     return p
 
 
-def _overrides(args: argparse.Namespace) -> Any:
+def _overrides(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
     def apply(data: dict[str, Any]) -> None:
         ha = data.setdefault("ha", {}) if isinstance(data.get("ha", {}), dict) else None
         if ha is not None:
@@ -141,7 +144,7 @@ def main(cmd: str, argv: Sequence[str]) -> int:
         signal.signal(signal.SIGTERM, old)
 
 
-def _run(cmd: str, sc: Any, out: Path, console: Any, live: bool) -> int:
+def _run(cmd: str, sc: Scenario, out: Path, console: Console, live: bool) -> int:
     # Here, not at the top: they load Mininet and the plotting stack, which
     # ``--check`` and ``--help`` do not need (no cycle is hidden: tests/unit/test_imports.py).
     from lab.experiment import ExperimentError, run_experiment

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.report import STYLE, _img_html, fmt_ms, result_html, write_json, write_timeline
 from lab.scenario import Scenario
+
+if TYPE_CHECKING:  # for annotations: rich is imported where it prints
+    from rich.console import Console
 
 METRICS = (
     ("TCP streams kept", lambda r: _kept(r)),
@@ -86,7 +89,7 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else str(v)
 
 
-def print_compare(cmp: dict[str, Any], console: Any = None) -> None:
+def print_compare(cmp: dict[str, Any], console: Console | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -133,7 +136,7 @@ def write_compare(cmp: dict[str, Any], out_dir: Path) -> dict[str, Path]:
     return {"json": js, "png": png, "html": page}
 
 
-def run_compare(sc: Scenario, out_dir: Path, console: Any = None,
+def run_compare(sc: Scenario, out_dir: Path, console: Console | None = None,
                 live: bool = True) -> dict[str, Any]:
     """Run ``sc`` on fgcpd, then on the reference; returns compare_results(...)."""
     from lab.experiment import check_supported, run_experiment

@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import os
 import re
 import shutil
@@ -46,6 +45,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
+from lab.benchkit import BenchError, nearest_rank, run
 from topologies.reference import ConntrackdSpec, render_conntrackd_conf
 from topologies.util import make_run_dir
 
@@ -55,17 +55,6 @@ PORTS_PER_DST = 60000
 FLOW_SRC = "198.51.100.10"  # the flows' source address in the primary namespace
 SYNC_A = IPv4Address("169.254.0.1")
 SYNC_B = IPv4Address("169.254.0.2")
-
-
-class BenchError(RuntimeError):
-    """A step of the benchmark failed (setup, daemon start, timeout)."""
-
-
-def _run(cmd: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
-    p = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if check and p.returncode != 0:
-        raise BenchError(f"{' '.join(cmd)} failed: {p.stderr.strip() or p.stdout.strip()}")
-    return p
 
 
 def parse_cache_counts(stats: str) -> dict[str, int]:
@@ -82,13 +71,6 @@ def flow_destination(i: int) -> tuple[str, int]:
     """Destination (address, port) of flow ``i``: distinct for i < 155 * 60000."""
     host, port = divmod(i, PORTS_PER_DST)
     return f"{FLOW_NET}.{FIRST_DST_HOST + host}", 1 + port
-
-
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100) of a non-empty list."""
-    s = sorted(values)
-    k = max(0, min(len(s) - 1, math.ceil(p / 100 * len(s)) - 1))
-    return s[k]
 
 
 def lags_from_samples(created: list[float], samples: list[tuple[float, int]]) -> list[float]:
@@ -135,7 +117,7 @@ class Daemon:
             time.sleep(0.01)
 
     def client(self, *args: str) -> str:
-        return _run(["conntrackd", "-C", str(self.conf), *args], check=False).stdout
+        return run(["conntrackd", "-C", str(self.conf), *args], check=False).stdout
 
     def counts(self) -> dict[str, int]:
         return parse_cache_counts(self.client("-s"))
@@ -174,13 +156,13 @@ class Bench:
             self.daemons[role] = Daemon(spec, conf, ns)
 
     def ns(self, ns: str, *cmd: str) -> subprocess.CompletedProcess[str]:
-        return _run(["ip", "netns", "exec", ns, *cmd])
+        return run(["ip", "netns", "exec", ns, *cmd])
 
     def setup(self) -> None:
         for ns in (self.ns_a, self.ns_b):
-            _run(["ip", "netns", "add", ns])
+            run(["ip", "netns", "add", ns])
             self._made.append(ns)
-        _run(["ip", "link", "add", self.veth_a, "netns", self.ns_a, "type", "veth",
+        run(["ip", "link", "add", self.veth_a, "netns", self.ns_a, "type", "veth",
               "peer", "name", self.veth_b, "netns", self.ns_b])
         for ns, veth, addr in ((self.ns_a, self.veth_a, SYNC_A), (self.ns_b, self.veth_b, SYNC_B)):
             self.ns(ns, "ip", "link", "set", "lo", "up")
@@ -219,11 +201,11 @@ class Bench:
         for d in self.daemons.values():
             d.stop()
         for ns in self._made:
-            _run(["ip", "netns", "del", ns], check=False)
+            run(["ip", "netns", "del", ns], check=False)
         self._made.clear()
 
     def flush_kernel(self) -> None:
-        _run(["ip", "netns", "exec", self.ns_a, "conntrack", "-F"], check=False)
+        run(["ip", "netns", "exec", self.ns_a, "conntrack", "-F"], check=False)
 
 
 FLOW_SENDER = """
@@ -394,8 +376,8 @@ def measure(entries: int = 100000, lag_rate: float = 1000.0, lag_seconds: float 
         "lag_rate_per_s": lag_rate,
         "lag_flows": n_lag,
         "lag_seen": len(lags),
-        "lag_p50_ms": round(percentile(lags, 50) * 1000, 2) if lags else None,
-        "lag_p99_ms": round(percentile(lags, 99) * 1000, 2) if lags else None,
+        "lag_p50_ms": round(nearest_rank(lags, 50) * 1000, 2) if lags else None,
+        "lag_p99_ms": round(nearest_rank(lags, 99) * 1000, 2) if lags else None,
         "poll_ms": round(poll_ms, 2),
         "method": (
             "two netns + veth, conntrackd FT-FW over UDP; entries = UDP flows "

@@ -13,7 +13,7 @@ import contextlib
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.analysis import Sampler, analyze
 from lab.faults import AppliedFault
@@ -23,11 +23,14 @@ from lab.systems import ExperimentError, check_supported, make_system
 from lab.traffic import traffic
 from topologies.util import make_run_dir
 
+if TYPE_CHECKING:  # for annotations: rich is imported where it prints
+    from rich.console import Console
+
 __all__ = ["ExperimentError", "check_supported", "run_experiment"]
 
 
 def run_experiment(sc: Scenario, out_dir: Path | None = None, system: str = "fgcp",
-                   console: Any = None, live: bool = True,
+                   console: Console | None = None, live: bool = True,
                    keep_logs: bool = True) -> dict[str, Any]:
     """Run ``sc`` on ``system``; returns the result (see lab.report for the files)."""
     check_supported(sc, system)
@@ -56,8 +59,12 @@ def run_experiment(sc: Scenario, out_dir: Path | None = None, system: str = "fgc
                                 if due <= now:
                                     pending.remove((due, rec))
                                     injector.restore(rec)
-                                    prog.note(f"+{rec.restored_at - t0:5.2f} s  restored "
-                                              f"{rec.kind} on {rec.member}")
+                                    if rec.restored_at is None:  # nothing was down
+                                        prog.note(f"nothing to restore for {rec.kind} on "
+                                                  f"{rec.member}")
+                                    else:
+                                        prog.note(f"+{rec.restored_at - t0:5.2f} s  restored "
+                                                  f"{rec.kind} on {rec.member}")
                             if now >= until and not any(d <= until for d, _ in pending):
                                 return
                             if now - last_sample >= 0.25:
@@ -76,8 +83,8 @@ def run_experiment(sc: Scenario, out_dir: Path | None = None, system: str = "fgc
                         idle(t0 + f.at)
                         target = None
                         if f.kind in ("kill-primary", "power-off") and system == "fgcp":
-                            target = (sys_.lab.primaries() or [None])[0] \
-                                if f.member == "primary" else f.member
+                            target = (next(iter(sys_.lab.primaries()), None)
+                                      if f.member == "primary" else f.member)
                         sys_.before_fault(f.kind, target)
                         rec = injector.apply(f, i)
                         applied.append(rec)

@@ -21,16 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from lab.analysis import first_after, log_events
+from lab.benchkit import BenchError
 from lab.gaps import max_gap
 from lab.probes import ProbeHandle, start_ping, start_udp_streams, stop_all
 from lab.report import fmt_ms
+from topologies.lab import LabNetwork, write_ha_config
 from topologies.util import make_run_dir, read_text
 
 TIMER_SETS = {"1/3": (1, 3), "2/6": (2, 6)}
-
-
-class BenchError(RuntimeError):
-    """A trial could not be run or measured."""
 
 
 @dataclass
@@ -51,7 +49,7 @@ class Trial:
         return self.reroute - self.takeover
 
 
-def kill_trial(lab: Any, client: str = "c1", server_ip: str = "203.0.113.11",
+def kill_trial(lab: LabNetwork, client: str = "c1", server_ip: str = "203.0.113.11",
                warmup: float = 0.5, settle: float = 1.0, timeout: float = 20.0,
                udp: bool = True) -> Trial:
     """SIGKILL the primary's fgcpd under a 10 ms ping (and a 10 ms UDP stream);
@@ -116,8 +114,6 @@ def bench_settings(hb_interval: int, hb_lost_threshold: int) -> dict[str, object
 
 def run_set(hb_interval: int, hb_lost_threshold: int, trials: int,
             rundir: Path, udp: bool = True) -> list[Trial]:
-    from topologies.lab import LabNetwork, write_ha_config
-
     rundir.mkdir(parents=True, exist_ok=True)
     settings = bench_settings(hb_interval, hb_lost_threshold)
     configs = {m: write_ha_config(m, rundir / f"{m}.conf", settings) for m in ("fgt1", "fgt2")}

@@ -13,9 +13,13 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lab.scenario import Fault
+
+if TYPE_CHECKING:
+    from topologies.lab import LabNetwork
+    from topologies.reference import FailKind, ReferenceCluster
 
 HB_PORTS = ("port3", "port4")
 
@@ -47,11 +51,21 @@ def _other(members: list[str], primary: str | None) -> str | None:
     return rest[0] if rest else None
 
 
+class Injector(Protocol):
+    """What the experiment runner asks of a system's fault injector."""
+
+    def apply(self, fault: Fault, index: int = 0) -> AppliedFault: ...
+
+    def restore(self, rec: AppliedFault) -> None: ...
+
+    def cleanup(self) -> None: ...
+
+
 class FaultInjector:
     """Faults on an fgcpd lab (`topologies.lab.LabNetwork`). Remembers what it
     took down so that `restore` / `old-primary-back` / `cleanup` can undo it."""
 
-    def __init__(self, lab: Any, wait_stable: Callable[[], str | None] | None = None) -> None:
+    def __init__(self, lab: LabNetwork, wait_stable: Callable[[], str | None] | None = None) -> None:
         self.lab = lab
         self.wait_stable = wait_stable or (lambda: lab.wait_ha_stable(timeout=30))
         self.down: list[str] = []  # members killed / powered off, oldest first
@@ -150,7 +164,7 @@ class FaultInjector:
 
 
 # -- the reference cluster (keepalived + conntrackd) --------------------------
-REFERENCE_KINDS = {
+REFERENCE_KINDS: dict[str, FailKind] = {
     "kill-primary": "kill",  # the router stops: keepalived + conntrackd killed, links down
     "power-off": "kill",
     "monitor-link-down": "link-down",  # port1 and port2 of the master down
@@ -161,7 +175,7 @@ class ReferenceFaultInjector:
     """The same faults on `topologies.reference.ReferenceCluster`. Only faults with a
     kernel-router equivalent exist (REFERENCE_KINDS + old-primary-back)."""
 
-    def __init__(self, ref: Any) -> None:
+    def __init__(self, ref: ReferenceCluster) -> None:
         self.ref = ref
         self.down: list[str] = []
 

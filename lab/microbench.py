@@ -12,7 +12,7 @@ import time
 from ipaddress import IPv4Address, IPv4Interface
 
 from fgcp.checksum import checksum, pseudo_header_sum
-from fgcp.forward import Forwarder, PortSpec
+from fgcp.forward import Forwarder, Out, PortSpec
 from fgcp.model import Address, Interface, MemberConfig, Policy
 from fgcp.packet import ARP_REPLY, build_arp
 
@@ -40,7 +40,7 @@ def make_forwarder() -> Forwarder:
                          dstaddr=("all",), service=("ALL",), action="accept", nat=True),),
     )
     fwd = Forwarder(cfg, [PortSpec(0, "port1", MAC_FGT1), PortSpec(1, "port2", MAC_FGT2)])
-    out: list = []
+    out: Out = []
     fwd.handle(0, build_arp(ARP_REPLY, MAC_CLIENT, CLIENT, MAC_FGT1, MAC_FGT1, INSIDE_GW), 0.0, out)
     fwd.handle(1, build_arp(ARP_REPLY, MAC_SERVER, SERVER, MAC_FGT2, MAC_FGT2, OUTSIDE_IP), 0.0, out)
     return fwd
@@ -48,14 +48,14 @@ def make_forwarder() -> Forwarder:
 
 def _ip(src: int, dst: int, proto: int, l4: bytes) -> bytes:
     """IPv4 header + ``l4`` with both checksums right (the forwarder verifies them)."""
-    l4 = bytearray(l4)
-    l4[OFF_L4SUM[proto]:OFF_L4SUM[proto] + 2] = b"\0\0"
-    struct.pack_into("!H", l4, OFF_L4SUM[proto],
-                     checksum(l4, pseudo_header_sum(src, dst, proto, len(l4))))
-    hdr = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(l4), 1, 0x4000, 64, proto, 0,
+    seg = bytearray(l4)
+    seg[OFF_L4SUM[proto]:OFF_L4SUM[proto] + 2] = b"\0\0"
+    struct.pack_into("!H", seg, OFF_L4SUM[proto],
+                     checksum(seg, pseudo_header_sum(src, dst, proto, len(seg))))
+    hdr = bytearray(struct.pack("!BBHHHBBHII", 0x45, 0, 20 + len(seg), 1, 0x4000, 64, proto, 0,
                                 src, dst))
     struct.pack_into("!H", hdr, 10, checksum(hdr))
-    return bytes(hdr) + bytes(l4)
+    return bytes(hdr) + bytes(seg)
 
 
 def eth(dst: bytes, src: bytes, ip: bytes) -> bytearray:
@@ -78,7 +78,7 @@ def tcp_frame(from_client: bool, dst_ip: int, sport: int, dport: int, seq: int, 
 def bench_udp(n: int) -> float:
     fwd = make_forwarder()
     tpl = udp_frame(40000, 5001, b"x" * 18)  # 64-byte frame
-    out: list = []
+    out: Out = []
     fwd.handle(0, bytearray(tpl), 0.0, out)  # creates the session
     frames = [bytearray(tpl) for _ in range(n)]
     out.clear()
@@ -95,7 +95,7 @@ def bench_udp(n: int) -> float:
 def bench_tcp(n: int) -> float:
     """Client data segments (64 B payload) interleaved with server ACKs."""
     fwd = make_forwarder()
-    out: list = []
+    out: Out = []
     cs, ss = 1000, 500000
     h = fwd.handle
     h(0, tcp_frame(True, SERVER, 40001, 5201, cs, 0, 0x02), 0.0, out)

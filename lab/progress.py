@@ -5,8 +5,10 @@ time, member roles, the last events and the sync lag; plain lines without a live
 from __future__ import annotations
 
 import time
-from typing import Any, Self
+from types import TracebackType
+from typing import Self
 
+from rich.console import Console
 from rich.live import Live
 from rich.markup import escape
 from rich.panel import Panel
@@ -19,7 +21,7 @@ from lab.scenario import Scenario
 class Progress:
     """Live display (rich) of an experiment: phase, time, roles, faults, sync lag."""
 
-    def __init__(self, sc: Scenario, system: str, console: Any = None, live: bool = True) -> None:
+    def __init__(self, sc: Scenario, system: str, console: Console | None = None, live: bool = True) -> None:
         self.sc = sc
         self.system = system
         self.console = console
@@ -29,7 +31,7 @@ class Progress:
         self.lines: list[str] = []
         self.roles = "-"
         self.lag = ""
-        self._live: Any = None
+        self._live: Live | None = None
         self._enabled = live and console is not None
 
     def __enter__(self) -> Self:
@@ -39,9 +41,10 @@ class Progress:
             self._live.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         if self._live is not None:
-            self._live.__exit__(*exc)
+            self._live.__exit__(exc_type, exc, tb)
             self._live = None
             if self.console is not None:  # the live panel was transient: keep the events
                 for line in self.lines:
@@ -63,7 +66,7 @@ class Progress:
         if self._live is not None:
             self._live.update(self.render())
 
-    def render(self) -> Any:
+    def render(self) -> Panel:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(style="bold")
         grid.add_column()

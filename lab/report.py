@@ -13,7 +13,12 @@ import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # matplotlib is imported only when a timeline is drawn
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from rich.console import Console
 
 KIND_LABEL = {"tcp": "TCP streams", "udp": "UDP", "ping": "ICMP", "short_tcp": "short TCP"}
 MARKS = (("t", "fault", "tab:red", "-"), ("detect_ms", "detection", "tab:orange", "--"),
@@ -101,7 +106,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
     return out
 
 
-def print_summary(result: dict[str, Any], console: Any = None) -> None:
+def print_summary(result: dict[str, Any], console: Console | None = None) -> None:
     """The summary table and lines on a rich console."""
     from rich.console import Console
     from rich.markup import escape
@@ -151,7 +156,7 @@ def _throughput(result: dict[str, Any]) -> tuple[list[float], list[float]] | Non
     return xs, ys
 
 
-def _draw_timeline(ax_tp: Any, ax_flows: Any, result: dict[str, Any], title: str,
+def _draw_timeline(ax_tp: Axes, ax_flows: Axes, result: dict[str, Any], title: str,
                    max_flows: int = 40) -> None:
     t0 = result["started"]
     end = (result.get("ended") or t0) - t0
@@ -197,7 +202,7 @@ def _draw_timeline(ax_tp: Any, ax_flows: Any, result: dict[str, Any], title: str
     ax_flows.set_xlim(0, max(end, 0.1))
     ax_tp.set_xlim(0, max(end, 0.1))
     handles, labs = ax_tp.get_legend_handles_labels()
-    seen = {}
+    seen: dict[str, Artist] = {}
     for h, lab in zip(handles, labs, strict=True):
         seen.setdefault(lab, h)
     if seen:

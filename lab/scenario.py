@@ -240,8 +240,8 @@ def _faults(ctx: _Ctx, raw: object, names: list[str]) -> tuple[Fault, ...]:
     for i, item in enumerate(raw):
         key = f"faults[{i}]"
         if isinstance(item, str):  # shorthand: "kill-primary@2"
-            kind, _, at = item.partition("@")
-            item = {"kind": kind} | ({"at": _float_or(ctx, at, f"{key}")} if at else {})
+            kind, _, at_text = item.partition("@")
+            item = {"kind": kind} | ({"at": _float_or(ctx, at_text, f"{key}")} if at_text else {})
         entry = ctx.mapping(item, key)
         ctx.known(entry, ("kind", *FAULT_DEFAULTS), key)
         if "kind" not in entry:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lab.gaps import percentiles
 from lab.report import fmt_ms
 from lab.scenario import Fault, Scenario
+
+if TYPE_CHECKING:  # for annotations: rich is imported where it prints
+    from rich.console import Console
 
 
 def soak_scenario(sc: Scenario, failovers: int | None = None,
@@ -64,7 +67,7 @@ def soak_summary(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def print_soak(summary: dict[str, Any], console: Any = None) -> None:
+def print_soak(summary: dict[str, Any], console: Console | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
 

@@ -12,6 +12,7 @@ import gc
 import random
 import time
 
+from fgcp.freshness import new_epoch
 from fgcp.hakeys import derive_sync_key
 from fgcp.sync import SyncReceiver, SyncSender, SyncTuning
 from fgcp.syncframe import T_DATA, FrameBuilder, decode_frame, encode_frame
@@ -34,16 +35,19 @@ def make_records(n: int, seed: int = 1) -> list[SessionRecord]:
 
 def bench_codec(recs: list[SessionRecord], key: bytes | None) -> tuple[float, float, int]:
     t0 = time.perf_counter()
-    frames = []
+    frames: list[bytes] = []
     fb = FrameBuilder()
+    epoch = new_epoch()
     for r in recs:
         enc = encode_record(OP_ADD, r)
         if not fb.add(enc):
-            frames.append(encode_frame(T_DATA, 10, "FGT1", 1, len(frames) + 1, 0, 0, key,
-                                       count=fb.count, payload=fb.payload()))
+            n = len(frames) + 1
+            frames.append(encode_frame(T_DATA, 10, "FGT1", 1, n, 0, 0, key, epoch=epoch,
+                                       counter=n, count=fb.count, payload=fb.payload()))
             fb = FrameBuilder()
             fb.add(enc)
-    frames.append(encode_frame(T_DATA, 10, "FGT1", 1, len(frames) + 1, 0, 0, key,
+    n = len(frames) + 1
+    frames.append(encode_frame(T_DATA, 10, "FGT1", 1, n, 0, 0, key, epoch=epoch, counter=n,
                                count=fb.count, payload=fb.payload()))
     t1 = time.perf_counter()
     n = 0
@@ -56,12 +60,18 @@ def bench_codec(recs: list[SessionRecord], key: bytes | None) -> tuple[float, fl
 
 def bench_engine(recs: list[SessionRecord], key: bytes | None) -> tuple[float, int]:
     tuning = SyncTuning(window=1024)
-    s = SyncSender("FGT1", 10, key, boot_id=1, tuning=tuning)
+    s = SyncSender("FGT1", 10, key, tuning=tuning)
     r = SyncReceiver("FGT2", 10, key, tuning=tuning)
     for e in (s, r):
         e.set_links(["port5"], [])
     now = 0.0
-    s.add_peer("FGT2", now)
+    # the HELLO challenge both ways (docs/protocol.md "Freshness (session sync)"): the
+    # sender knows the receiver once it answered; the bulk of an empty table follows
+    to_r = s.start(now)
+    while not r.bulk_complete:
+        now += 0.001
+        to_s = [b for tx in to_r for b in r.receive(tx.payload, now)] + r.poll(now)
+        to_r = [b for tx in to_s for b in s.receive(tx.payload, now)] + s.poll(now)
     t0 = time.perf_counter()
     for rec in recs:
         s.upsert(rec, now)

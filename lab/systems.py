@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 from lab.analysis import Sampler, log_errors, parse_sync_lag
-from lab.faults import FaultInjector, ReferenceFaultInjector
+from lab.faults import FaultInjector, Injector, ReferenceFaultInjector
 from lab.scenario import Scenario
 from topologies.lab import LabNetwork, wait_until
-from topologies.reference import setup_reference
+from topologies.reference import ReferenceCluster, setup_reference
 from topologies.util import read_text
 
 
@@ -23,7 +25,7 @@ class ExperimentError(RuntimeError):
     """The experiment could not be run (lab, traffic or a fault failed)."""
 
 
-class System:
+class System(ABC):
     """What the runner drives: ``running(status)`` (a context manager that
     builds the system and waits until traffic passes), ``injector()``,
     ``before_fault``, ``sample`` / ``roles_text`` (the progress loop),
@@ -34,7 +36,34 @@ class System:
     def __init__(self, sc: Scenario, rundir: Path) -> None:
         self.sc = sc
         self.rundir = rundir
-        self.lab: Any = None
+        self._lab: LabNetwork | None = None
+
+    @property
+    def lab(self) -> LabNetwork:
+        """The running lab (inside ``running``)."""
+        if self._lab is None:
+            raise ExperimentError(f"the {self.name} system is not running")
+        return self._lab
+
+    @abstractmethod
+    def running(self, status: Callable[[str], None]) -> AbstractContextManager[None]:
+        """Build the system, wait until traffic passes, tear it down on exit."""
+
+    @abstractmethod
+    def injector(self) -> Injector:
+        """The fault injector for this system (inside ``running``)."""
+
+    @abstractmethod
+    def sample(self, s: Sampler, now: float) -> None:
+        """Record the members' roles (and the sync lag) at ``now``."""
+
+    @abstractmethod
+    def roles_text(self, s: Sampler) -> str:
+        """The last sampled roles, for the live display."""
+
+    @abstractmethod
+    def finish(self) -> dict[str, Any]:
+        """Logs, roles and settings for lab.analysis (before the system stops)."""
 
     def wait_first_ping(self, through: str, timeout: float = 20.0) -> None:
         """Until c1 pings sv1 (the system forwards); LabError naming ``through``."""
@@ -48,8 +77,8 @@ class System:
     def keep_logs(self, dest: Path) -> None:
         """Copy the lab's log files (members, controller) to ``dest``."""
         dest.mkdir(parents=True, exist_ok=True)
-        if self.lab is not None:
-            for p in self.lab.log_files():
+        if self._lab is not None:
+            for p in self._lab.log_files():
                 shutil.copy2(p, dest / p.name)
 
 
@@ -73,7 +102,7 @@ class FgcpSystem(System):
         with LabNetwork(clients=self.sc.clients, servers=self.sc.servers,
                         members=len(self.sc.members), configs=configs,
                         rundir=self.rundir, wait_ha=False) as lab:
-            self.lab = lab
+            self._lab = lab
             status("waiting for one agreed HA primary")
             lab.wait_ha_stable(timeout=40)
             self._wait_traffic(status)
@@ -163,18 +192,25 @@ class ReferenceSystem(System):
 
     def __init__(self, sc: Scenario, rundir: Path) -> None:
         super().__init__(sc, rundir)
-        self.ref: Any = None
+        self._ref: ReferenceCluster | None = None
+
+    @property
+    def ref(self) -> ReferenceCluster:
+        """The running keepalived + conntrackd cluster (inside ``running``)."""
+        if self._ref is None:
+            raise ExperimentError("the reference cluster is not running")
+        return self._ref
 
     @contextlib.contextmanager
     def running(self, status: Callable[[str], None]) -> Iterator[None]:
         status("starting the lab (Mininet, kernel routers)")
         with LabNetwork(clients=self.sc.clients, servers=self.sc.servers, members=2,
                         member_mode="kernel", active_members=(), rundir=self.rundir) as lab:
-            self.lab = lab
+            self._lab = lab
             status(f"starting keepalived (advert_int {self.sc.advert_int():g} s) + conntrackd")
             with setup_reference(lab, advert_int=self.sc.advert_int(),
                                  conntrack_sync=bool(self.sc.reference["conntrack_sync"])) as ref:
-                self.ref = ref
+                self._ref = ref
                 self.wait_first_ping("the reference")
                 yield
 
@@ -216,8 +252,8 @@ class ReferenceSystem(System):
 
     def keep_logs(self, dest: Path) -> None:
         super().keep_logs(dest)
-        if self.ref is not None:
-            for p in self.ref.members[0].workdir.glob("*"):
+        if self._ref is not None:
+            for p in self._ref.members[0].workdir.glob("*"):
                 if p.is_file():
                     shutil.copy2(p, dest / p.name)
 

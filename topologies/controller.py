@@ -20,6 +20,7 @@ from typing import ClassVar
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
+from os_ken.controller.controller import Datapath
 from os_ken.controller.handler import (
     CONFIG_DISPATCHER,
     DEAD_DISPATCHER,
@@ -61,7 +62,7 @@ class FabricController(app_manager.OSKenApp):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.fabric = LearningFabric()
-        self.datapaths: dict[int, object] = {}
+        self.datapaths: dict[int, Datapath] = {}
 
     # -- events -----------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)

@@ -71,7 +71,8 @@ def free_tcp_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now (picked by the kernel)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _run(cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:

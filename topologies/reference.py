@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Self
+from typing import IO, TYPE_CHECKING, Literal, Self
 
 if TYPE_CHECKING:
     from topologies.lab import LabNetwork
@@ -320,7 +320,7 @@ class FailureEvent:
 class _Procs:
     keepalived: subprocess.Popen[bytes] | None = None
     conntrackd: subprocess.Popen[bytes] | None = None
-    files: list = field(default_factory=list)
+    files: list[IO[bytes]] = field(default_factory=list)
 
 
 class ReferenceCluster:
@@ -380,9 +380,10 @@ class ReferenceCluster:
     def conntrackd(self, name: str, *args: str) -> str:
         """Run the conntrackd client (e.g. ``-s``, ``-e``) against ``name``'s daemon."""
         m = self.member(name)
-        return self.lab.host(name).cmd(
+        out: str = self.lab.host(name).cmd(
             f"conntrackd -C {m.conntrackd_conf} {' '.join(args)} 2>&1"
         )
+        return out
 
     def status(self) -> dict[str, dict[str, object]]:
         """Per member: VIP held, processes alive, last notify line."""
@@ -420,9 +421,10 @@ class ReferenceCluster:
     def _popen(self, m: ReferenceMember, what: str, cmd: list[str]) -> subprocess.Popen[bytes]:
         out = open(m.path(f"{what}.out"), "ab")  # noqa: SIM115 - closed in stop()
         self.procs[m.name].files.append(out)
-        return self.lab.host(m.name).popen(
+        proc: subprocess.Popen[bytes] = self.lab.host(m.name).popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )  # no start_new_session: mnexec -d would fork and hide the daemon's PID
+        return proc
 
     def _start_conntrackd(self, m: ReferenceMember) -> None:
         m.path("conntrackd.lock").unlink(missing_ok=True)

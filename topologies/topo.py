@@ -29,7 +29,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
-from mininet.node import OVSSwitch, Switch
+from mininet.node import Controller, OVSSwitch, Switch
 from mininet.topo import Topo
 
 INSIDE_SWITCH = "s1"
@@ -118,7 +118,7 @@ class HaBridge(Switch):
     def connected(self) -> bool:
         return True
 
-    def start(self, controllers: list) -> None:
+    def start(self, controllers: list[Controller]) -> None:
         del controllers  # a plain bridge has no controller
         self.cmd(f"ip link del {self.name} 2>/dev/null")
         self.cmd(f"ip link add name {self.name} type bridge stp_state 0 forward_delay 0")

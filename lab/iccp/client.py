@@ -61,15 +61,15 @@ def run_extras(client: Any) -> dict[str, str | None]:
 
     out: dict[str, str | None] = {"identify": _mms_call(client, "identify")}
     members = [f"{DOMAIN}/MMXU1.TotW.mag.f[MX]", f"{DOMAIN}/GGIO1.SPCSO1.stVal[ST]"]
-    for name, call in (("defineNamedVariableList",
-                        lambda: client.create_data_set(DOMAIN, "DS_Transfer_Set1", members,
-                                                     include_transfer_metadata=True)),
-                       ("readNamedVariableList",
-                        lambda: client.get_data_set_values(DOMAIN, "DS_Transfer_Set1")),
-                       ("readNextDSTransferSet",
-                        lambda: client.read_point(DOMAIN, "Next_DSTransfer_Set")),
-                       ("deleteNamedVariableList",
-                        lambda: client.delete_data_set(DOMAIN, "DS_Transfer_Set1"))):
+    calls: tuple[tuple[str, Callable[[], object]], ...] = (
+        ("defineNamedVariableList",
+         lambda: client.create_data_set(DOMAIN, "DS_Transfer_Set1", members,
+                                        include_transfer_metadata=True)),
+        ("readNamedVariableList", lambda: client.get_data_set_values(DOMAIN, "DS_Transfer_Set1")),
+        ("readNextDSTransferSet", lambda: client.read_point(DOMAIN, "Next_DSTransfer_Set")),
+        ("deleteNamedVariableList", lambda: client.delete_data_set(DOMAIN, "DS_Transfer_Set1")),
+    )
+    for name, call in calls:
         try:
             call()
             out[name] = None

@@ -101,15 +101,16 @@ def run_ping(
     cmd = [ping, "-D", "-n", "-i", str(interval), "-W", "1", dst]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
-    assert proc.stdout is not None
-    os.set_blocking(proc.stdout.fileno(), False)
+    stdout = proc.stdout
+    assert stdout is not None  # stdout=PIPE
+    os.set_blocking(stdout.fileno(), False)
     chunks: list[bytes] = []
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
+    sel.register(stdout, selectors.EVENT_READ)
 
     def drain() -> None:
         with contextlib.suppress(BlockingIOError, TypeError):
-            while data := proc.stdout.read(65536):  # type: ignore[union-attr]
+            while data := stdout.read(65536):
                 chunks.append(data)
                 if ready_file and b" bytes from " in data:
                     touch(ready_file)
@@ -127,10 +128,10 @@ def run_ping(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        os.set_blocking(proc.stdout.fileno(), True)
-        chunks.append(proc.stdout.read())
+        os.set_blocking(stdout.fileno(), True)
+        chunks.append(stdout.read())
         sel.close()
-        proc.stdout.close()
+        stdout.close()
     text = b"".join(chunks).decode(errors="replace")
     rep = parse_ping_output(text, gap_threshold_ms, end)
     tail = text.strip().splitlines()[-3:]

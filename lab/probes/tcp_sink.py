@@ -196,7 +196,8 @@ def run_tcp_sink(
     finally:
         end = time.time()
         for key in list(sel.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
+            if isinstance(key.fileobj, socket.socket):  # every registered object is one
+                key.fileobj.close()
         sel.close()
     long_conns = [c for c in conns if not c.short]
     return {

@@ -64,7 +64,8 @@ class _SrcConn:
 
 def _outq(sock: socket.socket) -> int:
     buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
-    return struct.unpack("i", buf)[0]
+    queued: int = struct.unpack("i", buf)[0]
+    return queued
 
 
 def run_tcp_source(

@@ -9,6 +9,7 @@ import selectors
 import socket
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,19 @@ from lab.probes.common import (
     touch,
 )
 from lab.probes.hosts import LabLike, Launch, ProbeHandle, duration_args, start_probes, target_ip
+
+
+@dataclass
+class _SourceFlow:
+    """One udp-source stream's counters (a ``flows`` row of the report)."""
+
+    id: int
+    local: str
+    sent: int = 0
+    skipped: int = 0
+    next_seq: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    first_error_at: float | None = None
 
 
 def run_udp_source(
@@ -47,40 +61,39 @@ def run_udp_source(
     skipset = set(skip)
     pad = b"\0" * max(0, size - MSG.size)
     socks = []
-    stats = []
+    stats: list[_SourceFlow] = []
     for i in range(flows):
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         s.setblocking(False)
         s.connect((dst, port))
         socks.append(s)
-        stats.append({"id": id_base + i, "local": "{}:{}".format(*s.getsockname()), "sent": 0,
-                      "skipped": 0, "next_seq": 0, "errors": {}, "first_error_at": None})
+        stats.append(_SourceFlow(id_base + i, "{}:{}".format(*s.getsockname())))
     t0 = time.monotonic()
     try:
         while not should_stop() and time.monotonic() < until:
             now = time.monotonic()
             target = int((now - t0) / interval) + 1
             for s, st in zip(socks, stats, strict=True):
-                while st["next_seq"] < target:
-                    seq = st["next_seq"]
-                    st["next_seq"] += 1
+                while st.next_seq < target:
+                    seq = st.next_seq
+                    st.next_seq += 1
                     if seq in skipset:
-                        st["skipped"] += 1
+                        st.skipped += 1
                         continue
                     try:
-                        s.send(MSG.pack(st["id"], seq, time.time()) + pad)
-                        st["sent"] += 1
+                        s.send(MSG.pack(st.id, seq, time.time()) + pad)
+                        st.sent += 1
                     except OSError as e:
                         name = errname(e)
-                        st["errors"][name] = st["errors"].get(name, 0) + 1
-                        if st["first_error_at"] is None:
-                            st["first_error_at"] = time.time()
+                        st.errors[name] = st.errors.get(name, 0) + 1
+                        if st.first_error_at is None:
+                            st.first_error_at = time.time()
             time.sleep(max(0.0, t0 + target * interval - time.monotonic()))
     finally:
         for s in socks:
             s.close()
     return {"tool": "udp-source", "dst": dst, "port": port, "interval": interval,
-            "started": started, "ended": time.time(), "flows": stats}
+            "started": started, "ended": time.time(), "flows": [asdict(st) for st in stats]}
 
 
 def run_udp_sink(

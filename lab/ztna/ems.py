@@ -124,9 +124,9 @@ class EmsCore:
             if not isinstance(req, dict) or not isinstance(req.get("op"), str):
                 raise EmsError("bad request: an object with an 'op' string is expected")
             op = req["op"]
-            dev_id = req.get("device")
-            if op in ("query", "set-tag", "clear-tag", "revoke", "register") and (
-                    not isinstance(dev_id, str) or not dev_id):
+            device = req.get("device")
+            dev_id = device if isinstance(device, str) else ""
+            if op in ("query", "set-tag", "clear-tag", "revoke", "register") and not dev_id:
                 raise EmsError(f"bad request: {op} needs a 'device' string")
             if op == "query":
                 return {"ok": True, "device": self.query(dev_id).as_dict(), "event": self.event}
@@ -163,7 +163,7 @@ class _Handler(socketserver.StreamRequestHandler):
     server: _TcpServer | _UnixServer
 
     def handle(self) -> None:
-        ems: EmsServer = self.server.ems  # type: ignore[attr-defined]
+        ems = self.server.ems
         while True:
             line = self.rfile.readline(MAX_LINE + 1)
             if not line:
@@ -183,10 +183,12 @@ class _Handler(socketserver.StreamRequestHandler):
 class _TcpServer(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    ems: EmsServer  # set by EmsServer before it serves
 
 
 class _UnixServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
+    ems: EmsServer  # set by EmsServer before it serves
 
 
 class EmsServer:
@@ -211,15 +213,20 @@ class EmsServer:
         if isinstance(address, str):
             if os.path.exists(address):
                 os.unlink(address)
-            self.server: socketserver.BaseServer = _UnixServer(address, _Handler)
+            self.server: _UnixServer | _TcpServer = _UnixServer(address, _Handler)
         else:
             self.server = _TcpServer(address, _Handler)
-        self.server.ems = self  # type: ignore[attr-defined]
+        self.server.ems = self
         self._thread: threading.Thread | None = None
 
     @property
     def address(self) -> tuple[str, int] | str:
-        return self.server.server_address  # type: ignore[return-value]
+        addr = self.server.server_address  # a path (unix) or (host, port) (TCP)
+        if isinstance(addr, str):
+            return addr
+        if isinstance(addr, tuple):
+            return str(addr[0]), int(addr[1])
+        raise EmsError(f"unexpected EMS server address {addr!r}")
 
     def request(self, req: Any) -> dict[str, Any]:
         now = dt.datetime.now(dt.UTC)
@@ -285,9 +292,12 @@ class EmsClient:
         except OSError as e:
             raise EmsError(f"EMS at {self.address} unreachable: {e}") from e
         try:
-            return json.loads(line)
+            reply = json.loads(line)
         except ValueError as e:
             raise EmsError("EMS answered something that is not JSON") from e
+        if not isinstance(reply, dict):
+            raise EmsError("EMS answered JSON that is not an object")
+        return reply
 
     def status(self, device_id: str) -> DeviceStatus | None:
         """The verifier's lookup: None when the EMS does not know the device."""

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -151,13 +152,16 @@ class PkiDir:
     def crl_path(self) -> Path:
         return self.path / "crl.pem"
 
-    def _index(self) -> dict:
+    def _index(self) -> dict[str, Any]:
         p = self.path / "index.json"
         if not p.exists():
             raise PkiError(f"{self.path}: no PKI here (run `python -m lab.ztna.pki init`)")
-        return json.loads(p.read_text())
+        index = json.loads(p.read_text())
+        if not isinstance(index, dict):
+            raise PkiError(f"{p}: not a PKI index (a JSON object is expected)")
+        return index
 
-    def _save_index(self, index: dict) -> None:
+    def _save_index(self, index: dict[str, Any]) -> None:
         tmp = self.path / "index.json.tmp"
         tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
         tmp.replace(self.path / "index.json")
@@ -240,7 +244,7 @@ class PkiDir:
         self._save_index(index)
         return data
 
-    def devices(self) -> dict[str, dict]:
+    def devices(self) -> dict[str, dict[str, Any]]:
         """The index: device id -> serial, uid, kind, revoked_at (epoch s or None)."""
         return dict(self._index()["devices"])
 

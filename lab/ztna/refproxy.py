@@ -118,7 +118,7 @@ class RefProxy:
         self.close()
 
     # --- one connection ----------------------------------------------------------------
-    def _serve(self, cl: socket.socket, peer: tuple) -> None:
+    def _serve(self, cl: socket.socket, peer: tuple[str, int]) -> None:
         who = f"{peer[0]}:{peer[1]}"
         conn = ProxyConnection(self.ctx, self.settings(), self.lookup)
         backend: socket.socket | None = None
@@ -138,13 +138,14 @@ class RefProxy:
                         cl.sendall(out.to_client)
                     if out.close_client:
                         return
-                assert out.connect is not None
+                target = out.connect
+                assert target is not None
                 try:
-                    backend = socket.create_connection((out.connect.host, out.connect.port),
+                    backend = socket.create_connection((target.host, target.port),
                                                        timeout=BACKEND_TIMEOUT)
                     out = conn.backend_result(True)
                 except OSError as e:
-                    out = conn.backend_result(False, f"{out.connect.host}:{out.connect.port}: "
+                    out = conn.backend_result(False, f"{target.host}:{target.port}: "
                                               f"{e.strerror or e}")
                     self._error(who, out.error or "backend failed")
                 if out.to_client:

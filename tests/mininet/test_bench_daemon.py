@@ -1,4 +1,4 @@
-"""The real member daemon between two network namespaces (lab.bench.VethLab, no Mininet):
+"""The real member daemon between two network namespaces (lab.vethlab.VethLab, no Mininet):
 it forwards, answers diag on its control socket and exits cleanly on SIGTERM.
 
 Root only (netns, veth, AF_PACKET): it lives with the Mininet tests, which skip
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab.bench import VethLab
+from lab.vethlab import VethLab
 
 
 @pytest.mark.parametrize("forwarder", ["bridge-ring", "fgcpd"])

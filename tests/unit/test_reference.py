@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from lab.benchkit import nearest_rank
 from lab.conntrackd_bench import (
     flow_destination,
     lags_from_samples,
     parse_cache_counts,
-    percentile,
 )
 from topologies.reference import (
     ReferenceError,
@@ -184,5 +184,5 @@ def test_lags_from_samples_and_percentile() -> None:
     lags = lags_from_samples(created, samples)
     # flows 0, 1 seen at 0.004, flow 2 at 0.008, flow 3 never
     assert lags == pytest.approx([0.004, 0.003, 0.006])
-    assert percentile([5, 1, 3, 2, 4], 50) == 3
-    assert percentile([float(i) for i in range(1, 101)], 99) == 99
+    assert nearest_rank([5, 1, 3, 2, 4], 50) == 3
+    assert nearest_rank([float(i) for i in range(1, 101)], 99) == 99

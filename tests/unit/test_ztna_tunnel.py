@@ -24,6 +24,7 @@ from inspection.ztna.tlsend import RecordSplitter, TlsEndpoint, client_context, 
 from inspection.ztna.verify import DeviceStatus, ProxyPolicy, TrustAnchor
 from lab.ztna.client import ClientSession
 from lab.ztna.pki import PkiDir
+from tests.unit.ztna_pki import build_test_pki
 
 NOW = dt.datetime.now(dt.UTC)
 T = NOW.timestamp()
@@ -32,15 +33,7 @@ BACKEND = ConnectRequest("198.51.100.20", 80)
 
 @pytest.fixture(scope="module")
 def lab_pki(tmp_path_factory: pytest.TempPathFactory) -> PkiDir:
-    p = PkiDir(tmp_path_factory.mktemp("pki"))
-    p.init(NOW)
-    for dev in ("dev1", "dev2", "gone"):
-        p.issue(dev, NOW)
-    p.issue("old", NOW, "expired")
-    p.issue("intruder", NOW, "foreign")
-    p.issue("proxy", NOW, "server")
-    p.revoke("gone", NOW)
-    return p
+    return build_test_pki(tmp_path_factory.mktemp("pki"), NOW)
 
 
 def read(p: PkiDir, name: str) -> bytes:

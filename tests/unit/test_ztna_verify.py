@@ -31,6 +31,7 @@ from inspection.ztna.verify import (
 )
 from lab.ztna import pki as pkimod
 from lab.ztna.pki import PkiDir, PkiError
+from tests.unit.ztna_pki import build_test_pki
 
 NOW = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)
 T = NOW.timestamp()
@@ -39,15 +40,7 @@ COMPLIANT = (ProxyPolicy(1, ("compliant",)),)
 
 @pytest.fixture(scope="module")
 def lab_pki(tmp_path_factory: pytest.TempPathFactory) -> PkiDir:
-    p = PkiDir(tmp_path_factory.mktemp("pki"))
-    p.init(NOW)
-    for dev in ("dev1", "dev2", "gone"):
-        p.issue(dev, NOW)
-    p.issue("old", NOW, "expired")
-    p.issue("intruder", NOW, "foreign")
-    p.issue("proxy", NOW, "server")
-    p.revoke("gone", NOW)
-    return p
+    return build_test_pki(tmp_path_factory.mktemp("pki"), NOW)
 
 
 def der(p: PkiDir, dev: str) -> bytes:
