@@ -68,7 +68,8 @@ def fault_table_rows(result: dict[str, Any]) -> list[list[str]]:
 FAULT_COLUMNS = ("at s", "fault", "member", "new primary", "detect", "takeover",
                  "reroute", "TCP kept", "TCP gap", "UDP gap", "ping gap", "short fail")
 TABLE_CAPTION = ("times in ms after the fault (member/controller logs); gaps: longest "
-                 "silence around the fault at the receivers")
+                 "silence at the receivers that started with the fault (<100: none above "
+                 "100 ms, -: no traffic of that kind then)")
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:
