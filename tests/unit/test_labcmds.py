@@ -262,3 +262,14 @@ def test_topo_starts_every_member_by_default() -> None:
     assert lab.active_members == ("fgt2",)
     lab = lab_from_args(build_parser().parse_args(["--member-mode", "kernel"]))
     assert lab.active_members == ("fgt1",)  # one Linux router owns the gateways
+
+
+def test_live_watch_renders_every_frame(capsys: pytest.CaptureFixture[str]) -> None:
+    from topologies.labcli import LabCLI
+
+    views = [MemberView("fgt1", True, "work", "FGVM01", False, 3, 3),
+             MemberView("fgt2", False)]
+    LabCLI._watch_live(iter([(0.0, views), (1.0, views)]))
+    out = capsys.readouterr().out
+    assert "cluster +1.0 s" in out and "fgt1" in out and "primary" in out
+    assert "stopped" in out
