@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lab.gaps import Gap, outage_window, percentiles
+from lab.gaps import Gap, gap_owner, percentiles
 from lab.probes.common import MSG
 from lab.scenario import Scenario
 
@@ -137,12 +137,77 @@ def flow_rows(probes: dict[str, dict[str, Any]], end: float) -> list[dict[str, A
     return rows
 
 
+DEFAULT_PERIOD_S = 0.05  # inter-arrival period assumed for a flow kind not given
+
+
+def traffic_periods(traffic: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Nominal inter-arrival period (s) of each traffic kind of a scenario."""
+    out: dict[str, float] = {}
+    for kind, cfg in traffic.items():
+        if "rate" in cfg:
+            out[kind] = 1.0 / float(cfg["rate"])
+        elif "interval" in cfg:
+            out[kind] = float(cfg["interval"])
+    return out
+
+
+def _kind_outage(faults: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]],
+                 periods: dict[str, float]) -> list[dict[str, dict[str, Any]]]:
+    """Per fault, per traffic kind: how many flows it hit and their outages.
+
+    Each gap goes to the fault it started after (`lab.gaps.gap_owner`), never
+    to a later one. A flow counts as ``idle`` at a fault when it carried no
+    traffic then (not started, already ended, or silent in an outage an
+    earlier fault caused); a kind whose every flow was idle reports no gap
+    (None), not a zero."""
+    times = [f["t"] for f in faults]
+    per: list[dict[str, dict[str, Any]]] = [{} for _ in faults]
+    for row in rows:
+        onset = 2.0 * periods.get(row["kind"], DEFAULT_PERIOD_S)
+        owned: list[list[Gap]] = [[] for _ in faults]
+        gaps = _gap_list(row)
+        owners = [gap_owner(g, times, onset) for g in gaps]
+        for g, o in zip(gaps, owners, strict=True):
+            if o is not None:
+                owned[o].append(g)
+        for i, t in enumerate(times):
+            k = per[i].setdefault(row["kind"], {"flows": 0, "idle": 0, "hit": 0,
+                                                "not_resumed": 0, "gaps_ms": []})
+            k["flows"] += 1
+            if owned[i]:
+                w = max(owned[i], key=lambda g: g.duration_ms)
+                k["hit"] += 1
+                if w.resumed:
+                    k["gaps_ms"].append(round(w.duration_ms, 1))
+                else:
+                    k["not_resumed"] += 1
+                continue
+            first, last = row.get("first"), row.get("last")
+            silent = any(g.start <= t < g.end for g, o in zip(gaps, owners, strict=True)
+                         if o is not None and o < i)
+            if silent or (first is not None and t < first) or (last is not None and t > last):
+                k["idle"] += 1
+    for kinds in per:
+        for k in kinds.values():
+            g = k.pop("gaps_ms")
+            active = k["flows"] - k["idle"]
+            # 0.0: traffic flowed through the fault with no silence above the
+            # probes' threshold; None: no gap measured (no traffic, or never resumed)
+            k["max_gap_ms"] = (max(g) if g else
+                               0.0 if active and not k["not_resumed"] else None)
+            k["median_gap_ms"] = round(statistics.median(g), 1) if g else None
+            k["gaps_ms"] = sorted(g)
+    return per
+
+
 def fault_metrics(faults: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any]],
                   member_logs: dict[str, str], controller_log: str,
-                  end: float) -> list[dict[str, Any]]:
+                  end: float, periods: dict[str, float] | None = None) -> list[dict[str, Any]]:
     """Per fault: detection / takeover / reroute times (ms after the fault, from the
-    member and controller logs) and per traffic kind the outage around it."""
+    member and controller logs) and per traffic kind the outage it caused
+    (``periods``: each kind's inter-arrival period, see `traffic_periods`)."""
     out = []
+    faults = sorted(faults, key=lambda f: f["t"])
     times = [f["t"] for f in faults]
     detect: list[tuple[float, str]] = []
     takeover: list[tuple[float, str]] = []
@@ -153,10 +218,10 @@ def fault_metrics(faults: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any
     detect.sort()
     takeover.sort()
     reroutes = log_events(controller_log, "reroute t=")
+    outages = _kind_outage(faults, rows, periods or {})
     for i, f in enumerate(faults):
         t = f["t"]
         nxt = times[i + 1] if i + 1 < len(times) else float("inf")
-        within = min(10.0, nxt - t) if nxt != float("inf") else 10.0
         d = next((x for x in detect if t <= x[0] < nxt), None)
         tk = next((x for x in takeover if t <= x[0] < nxt), None)
         rr = first_after(reroutes, t, nxt)
@@ -168,25 +233,7 @@ def fault_metrics(faults: Sequence[dict[str, Any]], rows: Sequence[dict[str, Any
             "new_primary": tk[1] if tk else f.get("new_primary"),
             "reroute_ms": _ms(rr - t) if rr is not None else f.get("reroute_ms"),
         })
-        kinds: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            # a gap that spans the next fault belongs to that fault
-            gaps = [g for g in _gap_list(row) if not g.start <= nxt < g.end]
-            w = outage_window(gaps, t, within)
-            k = kinds.setdefault(row["kind"], {"flows": 0, "hit": 0, "gaps_ms": [],
-                                               "not_resumed": 0})
-            k["flows"] += 1
-            if w is not None:
-                k["hit"] += 1
-                if w.resumed:
-                    k["gaps_ms"].append(round(w.duration_ms, 1))
-                else:
-                    k["not_resumed"] += 1
-        for k in kinds.values():
-            g = k.pop("gaps_ms")
-            k["max_gap_ms"] = max(g) if g else (0.0 if not k["not_resumed"] else None)
-            k["median_gap_ms"] = round(statistics.median(g), 1) if g else None
-        m["traffic"] = kinds
+        m["traffic"] = outages[i]
         out.append(m)
     return out
 
@@ -305,7 +352,8 @@ def analyze(sc: Scenario, system: str, t0: float, t_end: float,
     """The result dict (pure: probe reports + logs + faults in, metrics out)."""
     sampler = sampler or Sampler()
     rows = flow_rows(probes, t_end)
-    faults = fault_metrics(applied, rows, info["member_logs"], info["controller_log"], t_end)
+    faults = fault_metrics(applied, rows, info["member_logs"], info["controller_log"], t_end,
+                           traffic_periods(sc.traffic))
     if system == "reference":
         reference_fault_times(info["member_logs"], faults)
     histories = "\n".join(m["ha_history"] for m in info["members"].values())

@@ -78,9 +78,14 @@ def run_experiment(sc: Scenario, out_dir: Path | None = None, system: str = "fgc
                                 prog.refresh()
                             time.sleep(0.05)
 
+                    # a fault applied late (the runner waited for a synced cluster
+                    # before a kill) delays every later one as much: the intervals
+                    # between faults hold (a soak's restart stays interval/2 after
+                    # its kill instead of landing inside the kill's outage)
+                    late = 0.0
                     for i, f in enumerate(sc.faults):
-                        prog.status(f"next: {f.kind} at +{f.at:g} s")
-                        idle(t0 + f.at)
+                        prog.status(f"next: {f.kind} at +{f.at + late:.1f} s")
+                        idle(t0 + f.at + late)
                         target = None
                         if f.kind in ("kill-primary", "power-off") and system == "fgcp":
                             target = (next(iter(sys_.lab.primaries()), None)
@@ -88,11 +93,12 @@ def run_experiment(sc: Scenario, out_dir: Path | None = None, system: str = "fgc
                         sys_.before_fault(f.kind, target)
                         rec = injector.apply(f, i)
                         applied.append(rec)
+                        late = max(late, rec.t - (t0 + f.at))
                         prog.note(f"+{rec.t - t0:5.2f} s  {f.kind} on {rec.member}"
                                   + (f" ({rec.port})" if rec.port else ""))
                         if f.duration:
                             pending.append((rec.t + f.duration, rec))
-                    last = max([t0 + sc.duration,
+                    last = max([t0 + sc.duration + late,
                                 *[d + sc.settle for d, _ in pending]])
                     prog.status("settling")
                     idle(last)

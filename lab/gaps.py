@@ -94,6 +94,26 @@ def outage_window(gaps: Iterable[Gap], fault_time: float, within_s: float = 10.0
     return best
 
 
+def gap_owner(gap: Gap, fault_times: Sequence[float], onset_s: float,
+              within_s: float = 10.0) -> int | None:
+    """Index of the fault that caused ``gap``: the latest fault at or before the
+    gap's onset, never a later one. ``gap.start`` is the last arrival before the
+    silence, so the fault that caused it can come up to ``onset_s`` (about one
+    or two inter-arrival periods of the flow) after it; the onset is capped at
+    half the gap, so a fault during an outage already under way (the old
+    primary restarting 0.5 s into a 680 ms gap) never takes it. None when no
+    fault lies within ``within_s`` before the onset. ``fault_times`` sorted."""
+    onset = gap.start + min(onset_s, (gap.end - gap.start) / 2)
+    owner: int | None = None
+    for i, t in enumerate(fault_times):
+        if t > onset or t >= gap.end:
+            break
+        owner = i
+    if owner is not None and onset - fault_times[owner] > within_s:
+        return None
+    return owner
+
+
 class GapTracker:
     """Online max-gap / gaps-above-threshold over a stream of arrival times
     (for receivers that must not keep every timestamp)."""

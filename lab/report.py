@@ -37,8 +37,9 @@ def fmt_ms(v: float | None) -> str:
     return f"{v:.0f}"
 
 
-def _gap(v: float | None) -> str:
-    """A per-fault outage: 0 means no silence above the probes' 100 ms threshold."""
+def fmt_gap(v: float | None) -> str:
+    """A per-fault outage: 0 means no silence above the probes' 100 ms threshold,
+    None ("-") no gap measured (no traffic of that kind at the fault)."""
     return "<100" if v == 0 else fmt_ms(v)
 
 
@@ -56,10 +57,10 @@ def fault_table_rows(result: dict[str, Any]) -> list[list[str]]:
         rows.append([
             f"+{f['t'] - t0:.2f}", f["kind"], f["member"], f.get("new_primary") or "-",
             fmt_ms(f.get("detect_ms")), fmt_ms(f.get("takeover_ms")), fmt_ms(f.get("reroute_ms")),
-            kept, _gap((tcp or {}).get("max_gap_ms")),
-            _gap((tr.get("udp") or {}).get("max_gap_ms")),
-            _gap((tr.get("ping") or {}).get("max_gap_ms")),
-            _gap((tr.get("short_tcp") or {}).get("max_gap_ms")),
+            kept, fmt_gap((tcp or {}).get("max_gap_ms")),
+            fmt_gap((tr.get("udp") or {}).get("max_gap_ms")),
+            fmt_gap((tr.get("ping") or {}).get("max_gap_ms")),
+            fmt_gap((tr.get("short_tcp") or {}).get("max_gap_ms")),
         ])
     return rows
 
@@ -67,7 +68,8 @@ def fault_table_rows(result: dict[str, Any]) -> list[list[str]]:
 FAULT_COLUMNS = ("at s", "fault", "member", "new primary", "detect", "takeover",
                  "reroute", "TCP kept", "TCP gap", "UDP gap", "ping gap", "short fail")
 TABLE_CAPTION = ("times in ms after the fault (member/controller logs); gaps: longest "
-                 "silence around the fault at the receivers")
+                 "silence at the receivers that started with the fault (<100: none above "
+                 "100 ms, -: no traffic of that kind then)")
 
 
 def summary_lines(result: dict[str, Any]) -> list[str]:

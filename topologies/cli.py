@@ -1,7 +1,9 @@
 """``fgcp-lab topo``: build the lab and open the Mininet CLI, or run the demo.
 
 ``main(argv)`` is also behind ``scripts/lab-topo`` and ``python -m topologies.cli``;
-the demo sends ping, UDP and TCP from c1 to sv1 through fgt1 and prints a table.
+every member starts by default (a cluster); the CLI is topologies.labcli.LabCLI
+(Mininet's plus diag, kill, restart, links, failover, watch). The demo sends
+ping, UDP and TCP from c1 to sv1 through the primary and prints a table.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--members", type=int, default=2, help=f"cluster members (1-{MAX_MEMBERS})")
     ap.add_argument("--member-mode", choices=("fgcpd", "kernel"), default="fgcpd",
                     help="fgcpd: run the member daemon; kernel: Linux router reference")
-    ap.add_argument("--active", default="fgt1",
-                    help="comma-separated members to start (default fgt1)")
+    ap.add_argument("--active", default=None,
+                    help="comma-separated members to start (default: every member with "
+                         "fgcpd, so they form the cluster; fgt1 with --member-mode kernel)")
     ap.add_argument("--rundir",
                     help="run directory for sockets and logs (default: fresh under /run)")
     ap.add_argument("--demo", action="store_true",
@@ -52,11 +55,18 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise Terminated
 
 
+def forwarding_member(lab: LabNetwork) -> str:
+    """The member that forwards: the HA primary, else the first active member."""
+    work = lab.primaries() if lab.member_mode == "fgcpd" else []
+    return work[0] if work else lab.active_members[0]
+
+
 def run_demo(lab: LabNetwork, console: Console) -> bool:
-    """Traffic c1 -> sv1 through the active member; prints a table; True if all passed."""
+    """Traffic c1 -> sv1 through the forwarding member; prints a table; True if all passed."""
     c1, sv1 = lab.host("c1"), lab.host("sv1")
     sv1_ip = str(lab.topo.servers[0].address.ip)
-    table = Table(title=escape(f"c1 -> sv1 ({sv1_ip}) through {lab.active_members[0]} "
+    member = forwarding_member(lab)
+    table = Table(title=escape(f"c1 -> sv1 ({sv1_ip}) through {member} "
                                f"[{lab.member_mode}]"))
     table.add_column("check")
     table.add_column("result")
@@ -78,7 +88,6 @@ def run_demo(lab: LabNetwork, console: Console) -> bool:
     row("TCP iperf3", t.ok, t.error or f"{t.mbps:.0f} Mbit/s, {t.retransmits} retransmits")
     console.print(table)
 
-    member = lab.active_members[0]
     if lab.member_mode == "fgcpd":
         console.print(f"[bold]{member} # diagnose sys session list[/]")
         try:
@@ -94,6 +103,17 @@ def run_demo(lab: LabNetwork, console: Console) -> bool:
     return ok
 
 
+def lab_from_args(args: argparse.Namespace) -> LabNetwork:
+    """The (not yet started) LabNetwork the command line asks for; without
+    ``--active`` LabNetwork starts every member (fgcpd) or fgt1 (kernel)."""
+    active = (tuple(a for a in args.active.split(",") if a)
+              if args.active is not None else None)
+    return LabNetwork(
+        clients=args.clients, servers=args.servers, members=args.members,
+        member_mode=args.member_mode, active_members=active, rundir=args.rundir,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     console = Console()
@@ -106,26 +126,23 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"removed: {', '.join(removed) if removed else 'nothing'}")
         return 0
     signal.signal(signal.SIGTERM, _sigterm)
-    active = tuple(a for a in args.active.split(",") if a)
     t0 = time.monotonic()
     try:
-        lab = LabNetwork(
-            clients=args.clients, servers=args.servers, members=args.members,
-            member_mode=args.member_mode, active_members=active, rundir=args.rundir,
-        )
+        lab = lab_from_args(args)
         with lab:
             console.print(escape(
                 f"lab up in {time.monotonic() - t0:.1f} s: {args.clients} client(s), "
                 f"{args.servers} server(s), {args.members} member(s) "
-                f"[{args.member_mode}, active {', '.join(active)}]; "
+                f"[{args.member_mode}, running {', '.join(lab.active_members)}]; "
                 f"controller 127.0.0.1:{lab.controller_port}; rundir {lab.rundir}"
             ))
             if args.demo:
                 ok = run_demo(lab, console)
             else:
-                from mininet.cli import CLI
+                from topologies.labcli import LAB_HELP, LabCLI
 
-                CLI(lab.net)
+                console.print(LAB_HELP, markup=False, highlight=False)
+                LabCLI(lab)
                 ok = True
         console.print(f"lab down after {time.monotonic() - t0:.1f} s; logs kept in {lab.rundir}")
     except (LabError, TopologyError) as exc:

@@ -132,6 +132,13 @@ def _ha(r: Reader, blocks: Sequence[Block]) -> Fields:
     for key in ("session-pickup-connectionless", "session-pickup-delay"):
         if v[key] and not v["session-pickup"]:
             raise r.error(v.lines[key], key, "needs 'set session-pickup enable'")
+    if v["mode"] == "a-a":
+        raise r.error(
+            v.lines["mode"],
+            "mode",
+            "a-a (active-active load balancing) is not implemented by the emulator: "
+            "it would run as a-p; use 'set mode a-p'",
+        )
     if v["mode"] != "standalone" and not v["hbdev"]:
         raise r.error(
             v.line("mode", first),

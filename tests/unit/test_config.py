@@ -318,6 +318,12 @@ def test_check_config_summary() -> None:
     assert "session-pickup enable (connectionless)" in summary
 
 
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.conf")), ids=lambda p: p.name)
+def test_shipped_configs_load_and_run_a_mode_the_emulator_has(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.ha.mode in ("standalone", "a-p")  # a-a is rejected (not implemented)
+
+
 def test_main_ok_and_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(CONFIGS / "fgt1.conf"), str(CONFIGS / "fgt2.conf")]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -482,6 +488,9 @@ INVALID: list[tuple[str, str, str | None, str]] = [
      "21 is out of range 1-20"),
     ("bad-mode", ha("set mode active-passive  # <-"), "mode",
      "'active-passive' is not one of standalone, a-p, a-a"),
+    ("mode-a-a-not-implemented", ha('set hbdev "port3" 50', "set mode a-a  # <-"), "mode",
+     ("a-a (active-active load balancing) is not implemented by the emulator: it would run "
+      "as a-p; use 'set mode a-p'")),
     ("bad-flag", ha("set session-pickup yes  # <-"), "session-pickup",
      "'yes' is not one of enable, disable"),
     ("session-ttl-too-low", settings("system session-ttl", "set default 100  # <-"), "default",

@@ -10,6 +10,7 @@ from lab.gaps import (
     Gap,
     GapTracker,
     bin_counts,
+    gap_owner,
     gaps_above,
     loss_windows,
     max_gap,
@@ -81,6 +82,21 @@ def test_outage_window_aligns_to_the_fault_not_to_the_largest_gap() -> None:
     assert inside is not None and inside.start == pytest.approx(2.0)
     # nothing near the fault
     assert outage_window(gaps, fault_time=9.0, within_s=0.5) is None
+
+
+def test_gap_owner_is_the_fault_it_started_after_never_a_later_one() -> None:
+    faults = [10.0, 10.5, 16.0]  # kill, old primary back 0.5 s later, next kill
+    # the stream's last arrival 12 ms before the kill, silent 680 ms: past the restart
+    assert gap_owner(Gap(9.988, 10.668), faults, onset_s=0.04) == 0
+    # a gap that begins after the restart belongs to the restart
+    assert gap_owner(Gap(10.6, 10.9), faults, onset_s=0.04) == 1
+    # the onset is capped at half the gap: a 150 ms gap starting 60 ms before a
+    # fault is that fault's (onset 75 ms), one starting 100 ms before is not
+    assert gap_owner(Gap(15.94, 16.09), faults, onset_s=0.2) == 2
+    assert gap_owner(Gap(15.9, 16.05), faults, onset_s=0.2) == 1
+    # before every fault, or longer than within_s after the last one: no owner
+    assert gap_owner(Gap(2.0, 2.5), faults, onset_s=0.04) is None
+    assert gap_owner(Gap(40.0, 40.5), faults, onset_s=0.04, within_s=10.0) is None
 
 
 def test_trailing_gap_when_traffic_never_resumes() -> None:

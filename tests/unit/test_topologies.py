@@ -259,7 +259,8 @@ def test_config_hostnames(tmp_path: Path) -> None:
 def test_cli_defaults() -> None:
     args = build_parser().parse_args([])
     assert (args.clients, args.servers, args.members) == (1, 1, 2)
-    assert args.member_mode == "fgcpd" and args.active == "fgt1" and not args.demo
+    # no --active: every member starts (tests/unit/test_labcmds.py checks the lab made)
+    assert args.member_mode == "fgcpd" and args.active is None and not args.demo
 
 
 def test_wait_until_names_what_timed_out() -> None:
