@@ -57,6 +57,7 @@ log = logging.getLogger("fgcpd")
 BATCH = 64  # frames per recv_batch
 ROUNDS = 8  # batches per readable port before polling again (fairness)
 EXPIRE_INTERVAL = 1.0
+EXPIRE_BEHIND_INTERVAL = 0.001  # next expiry step while due sessions are left (fgcp/expiry.py)
 TRACEBACKS_LOGGED = 20  # then one summary line per LOG_EVERY errors
 LOG_EVERY = 1000
 OFFLOADS = ("tx", "off", "rx", "off", "tso", "off", "gso", "off", "gro", "off")
@@ -526,8 +527,10 @@ class Daemon:
                 self._send_garps()
             if now >= next_expire:
                 next_expire = now + EXPIRE_INTERVAL
-                try:
+                try:  # one bounded step; again soon while due sessions are left
                     self.stats["expired"] += self.fwd.expire(now)
+                    if self.fwd.sessions.expiry_behind:
+                        next_expire = now + EXPIRE_BEHIND_INTERVAL
                 except Exception:  # noqa: BLE001 - an expiry bug must not stop forwarding
                     self._error("session expiry")
         log.info("%s stopping: %s", self.hostname,

@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from fgcp.expiry import STEP_BUDGET, ExpiryQueue
 from fgcp.tcptrack import (
     PROTO_STATE_NAMES,
     PS_CLOSE,
@@ -120,6 +121,8 @@ class Session:
     timeout: int = 0  # idle timeout of the current state (not synced)
     rw: tuple[Rewrite, Rewrite] | None = None  # forwarder's rewrite cache (not synced)
     inspect: bool = False  # claimed by the forwarder's inspector (not synced, see inspecthook)
+    # the table's expiry bucket holding it (fgcp/expiry.py; not synced)
+    expiry_bucket: dict[int, Session] | None = field(default=None, repr=False)
 
     @property
     def orig_key(self) -> SessionKey:
@@ -142,15 +145,23 @@ class SessionTable:
     """Sessions keyed by the 5-tuple of each direction as seen arriving on the wire.
 
     ``on_remove(session)`` is called for every removed session (NAT release).
-    At ``max_sessions`` new sessions are refused and counted.
+    At ``max_sessions`` new sessions are refused and counted.  Expiry is incremental
+    (fgcp/expiry.py): ``expire`` touches at most ``expiry_budget`` sessions a call and
+    ``expiry_behind`` says that due sessions are left for the next call.  A packet may
+    move ``Session.expires`` later directly; an earlier expiry goes through
+    ``set_state`` or ``set_expires``.
     """
 
     LOG_INTERVAL = 10.0
 
     def __init__(self, max_sessions: int = 65536,
                  on_remove: Callable[[Session], None] | None = None,
-                 timeouts: Timeouts | None = None) -> None:
+                 timeouts: Timeouts | None = None, expiry_budget: int = STEP_BUDGET) -> None:
+        if expiry_budget < 1:
+            raise ValueError(f"expiry_budget {expiry_budget} < 1")
         self.max_sessions = max_sessions
+        self.expiry_budget = expiry_budget
+        self._expiry = ExpiryQueue()
         self.on_remove = on_remove
         self.timeouts = timeouts or Timeouts()
         self.keys: dict[SessionKey, tuple[Session, int]] = {}
@@ -197,6 +208,7 @@ class SessionTable:
             s.timeout = self.timeouts.for_state(s.proto, s.state)
         if not s.expires:
             s.expires = now + s.timeout
+        self._expiry.file(s)
         self.counters["session_added"] += 1
         return True
 
@@ -205,11 +217,21 @@ class SessionTable:
         s.state = state
         s.timeout = self.timeouts.for_state(s.proto, state)
         s.expires = now + s.timeout
+        if s.expiry_bucket is not None:
+            self._expiry.refile(s)
+
+    def set_expires(self, s: Session, expires: float) -> None:
+        """Set a session's expiry (earlier or later) and keep its expiry bucket right."""
+        s.expires = expires
+        if s.expiry_bucket is not None:
+            self._expiry.refile(s)
 
     def remove(self, s: Session) -> bool:
         """Remove ``s`` (both keys); calls on_remove. False if it was not there."""
-        if self._sessions.pop(s.sid, None) is None:
+        if self._sessions.get(s.sid) is not s:
             return False
+        del self._sessions[s.sid]
+        self._expiry.discard(s)
         for k in (s.orig_key, s.reply_key):
             ent = self.keys.get(k)
             if ent is not None and ent[0] is s:
@@ -219,18 +241,33 @@ class SessionTable:
             self.on_remove(s)
         return True
 
-    def expire(self, now: float) -> int:
-        """Remove every session idle past its expiry; returns how many."""
-        dead = [s for s in self._sessions.values() if s.expires <= now]
-        for s in dead:
-            self.remove(s)
-        if dead:
-            self.counters["session_expired"] += len(dead)
-        return len(dead)
+    @property
+    def expiry_behind(self) -> bool:
+        """The last ``expire`` stopped at its budget: due sessions are left (call again soon)."""
+        return self._expiry.behind
+
+    @property
+    def expiry_last_work(self) -> int:
+        """Sessions (and buckets) the last ``expire`` touched (at most its budget)."""
+        return self._expiry.last_work
+
+    @property
+    def expiry_queued(self) -> int:
+        """Sessions filed in the expiry queue (every session of the table, once)."""
+        return len(self._expiry)
+
+    def expire(self, now: float, budget: int | None = None) -> int:
+        """Remove sessions idle past their expiry, touching at most ``budget`` (default
+        ``expiry_budget``) of them; returns how many were removed."""
+        n = self._expiry.step(now, budget or self.expiry_budget, self.remove)
+        if n:
+            self.counters["session_expired"] += n
+        return n
 
     def clear(self) -> int:
         """Remove all sessions; returns how many."""
         dead = list(self._sessions.values())
         for s in dead:
             self.remove(s)
+        self._expiry.clear()
         return len(dead)

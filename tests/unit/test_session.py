@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 
 import pytest
+from scapy.layers.inet import UDP
 
 from fgcp.session import ORIG, REPLY, Session, SessionTable, Timeouts
 from fgcp.tcptrack import PS_ESTABLISHED, PS_SYN_SENT, PS_TIME_WAIT
+from tests.unit.test_forward import P1, from_client, make_fwd, send
 
 C, S, N = 0xC633640A, 0xCB00710A, 0xCB007101
 
@@ -83,3 +85,18 @@ def test_remove_twice_is_harmless() -> None:
     assert t.remove(s)
     assert not t.remove(s)
     assert t.clear() == 0
+
+
+def test_full_table_drops_new_sessions_counted_and_keeps_forwarding() -> None:
+    fwd = make_fwd(session_table_max=3)
+    for sport in (1, 2, 3):
+        assert len(send(fwd, P1, from_client(UDP(sport=sport, dport=9)), now=0.0)) == 1
+    for sport in (4, 5):  # new sessions on a full table: dropped, counted
+        assert send(fwd, P1, from_client(UDP(sport=sport, dport=9)), now=1.0) == []
+    assert fwd.counters["session_table_full"] == 2
+    assert fwd.sessions.counters["session_table_full"] == 2  # diag: memory_tension_drop
+    assert len(fwd.sessions) == 3
+    assert len(send(fwd, P1, from_client(UDP(sport=1, dport=9)), now=100.0)) == 1  # existing
+    assert fwd.expire(181.0) == 2  # sports 2 and 3 (sport 1 refreshed at 100)
+    assert len(send(fwd, P1, from_client(UDP(sport=4, dport=9)), now=181.0)) == 1  # room again
+    assert fwd.counters["session_table_full"] == 2
