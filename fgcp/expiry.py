@@ -16,7 +16,7 @@ from typing import Any, Protocol
 __all__ = ["STEP_BUDGET", "TICKS_PER_SECOND", "Expiring", "ExpiryQueue"]
 
 TICKS_PER_SECOND = 10  # bucket width 0.1 s: a session goes at most 0.1 s after its expiry
-STEP_BUDGET = 1000  # entries one step touches at most (about 1-2 ms in CPython, README Scale)
+STEP_BUDGET = 500  # entries one step touches at most (about 1-2 ms in CPython, README Scale)
 
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import struct
 import time
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface
 
 from fgcp.checksum import checksum, pseudo_header_sum
@@ -27,8 +28,9 @@ OUTSIDE_IP = int(IPv4Address("203.0.113.1"))
 OFF_L4SUM = {6: 16, 17: 6}  # checksum offset in the TCP / UDP header
 
 
-def make_forwarder() -> Forwarder:
-    """A member with port1 inside, port2 outside, one accept+NAT policy, ARP learned."""
+def make_forwarder(edit: Callable[[MemberConfig], MemberConfig] | None = None) -> Forwarder:
+    """A member with port1 inside, port2 outside, one accept+NAT policy, ARP learned;
+    ``edit`` changes the configuration first (lab.scale_bench: table size, policies)."""
     cfg = MemberConfig(
         source="microbench",
         interfaces={
@@ -39,6 +41,8 @@ def make_forwarder() -> Forwarder:
         policies=(Policy(1, srcintf=("port1",), dstintf=("port2",), srcaddr=("all",),
                          dstaddr=("all",), service=("ALL",), action="accept", nat=True),),
     )
+    if edit is not None:
+        cfg = edit(cfg)
     fwd = Forwarder(cfg, [PortSpec(0, "port1", MAC_FGT1), PortSpec(1, "port2", MAC_FGT2)])
     out: Out = []
     fwd.handle(0, build_arp(ARP_REPLY, MAC_CLIENT, CLIENT, MAC_FGT1, MAC_FGT1, INSIDE_GW), 0.0, out)
@@ -75,21 +79,26 @@ def tcp_frame(from_client: bool, dst_ip: int, sport: int, dport: int, seq: int, 
     return eth(MAC_FGT2, MAC_SERVER, _ip(SERVER, dst_ip, 6, l4))
 
 
-def bench_udp(n: int) -> float:
-    fwd = make_forwarder()
+def rate(fwd: Forwarder, frames: list[tuple[int, bytearray]], now: float, what: str) -> float:
+    """Frames/s of ``fwd.handle`` over ``frames`` (ingress port, frame), each forwarded once."""
+    out: Out = []
+    h = fwd.handle
+    t0 = time.perf_counter()
+    for p, f in frames:
+        h(p, f, now, out)
+    dt = time.perf_counter() - t0
+    if len(out) != len(frames):
+        raise RuntimeError(f"{what}: forwarded {len(out)} of {len(frames)}: {dict(fwd.counters)}")
+    return len(frames) / dt
+
+
+def bench_udp(n: int, fwd: Forwarder | None = None) -> float:
+    """One established UDP session with source NAT (64-byte frames); ``fwd`` may hold others."""
+    fwd = fwd or make_forwarder()
     tpl = udp_frame(40000, 5001, b"x" * 18)  # 64-byte frame
     out: Out = []
     fwd.handle(0, bytearray(tpl), 0.0, out)  # creates the session
-    frames = [bytearray(tpl) for _ in range(n)]
-    out.clear()
-    h = fwd.handle
-    t0 = time.perf_counter()
-    for f in frames:
-        h(0, f, 1.0, out)
-    dt = time.perf_counter() - t0
-    if len(out) != n:
-        raise RuntimeError(f"udp: forwarded {len(out)} of {n}: {dict(fwd.counters)}")
-    return n / dt
+    return rate(fwd, [(0, bytearray(tpl)) for _ in range(n)], 1.0, "udp")
 
 
 def bench_tcp(n: int) -> float:
@@ -114,14 +123,7 @@ def bench_tcp(n: int) -> float:
             seq += len(payload)
         else:
             frames.append((1, tcp_frame(False, nat_ip, 5201, nat_port, ss + 1, seq, 0x10)))
-    out.clear()
-    t0 = time.perf_counter()
-    for p, f in frames:
-        h(p, f, 1.0, out)
-    dt = time.perf_counter() - t0
-    if len(out) != n:
-        raise RuntimeError(f"tcp: forwarded {len(out)} of {n}: {dict(fwd.counters)}")
-    return n / dt
+    return rate(fwd, frames, 1.0, "tcp")
 
 
 def main(argv: list[str] | None = None) -> int:
