@@ -49,6 +49,7 @@ class ScaleResult:
     kpps_spread: list[float]  # frames spread at random over the N sessions
     step_max_ms: float  # longest single expiry step while the N sessions expire (wall)
     step_max_cpu_ms: float  # the same by this thread's CPU time (without preemption)
+    step_p99_cpu_ms: float
     steps: int
     expiry_s: float  # all steps together (what one unbounded sweep would pause)
     budget: int
@@ -121,7 +122,8 @@ def measure(n: int, packets: int, repeat: int, seed: int = 12) -> ScaleResult:
     # every session expires: bulk at 180 s (udp timeout) or 181 s (refreshed at 1.0)
     table = fwd.sessions
     now = 181.0
-    steps, total, longest, longest_cpu = 0, 0.0, 0.0, 0.0
+    steps, total, longest = 0, 0.0, 0.0
+    cpu: list[float] = []
     pc, tt = time.perf_counter, time.thread_time
     while True:
         t0, c0 = pc(), tt()
@@ -130,14 +132,15 @@ def measure(n: int, packets: int, repeat: int, seed: int = 12) -> ScaleResult:
         steps += 1
         total += dt
         longest = max(longest, dt)
-        longest_cpu = max(longest_cpu, dc)
+        cpu.append(dc)
         if not table.expiry_behind:
             break
     gc.unfreeze()
     if len(table):
         raise RuntimeError(f"{len(table)} sessions left after expiry")
-    return ScaleResult(n, held / n, hot, spread, longest * 1e3, longest_cpu * 1e3, steps,
-                       total, table.expiry_budget, gc_full * 1e3, gc_frozen * 1e3)
+    cpu.sort()
+    return ScaleResult(n, held / n, hot, spread, longest * 1e3, cpu[-1] * 1e3,
+                       cpu[min(len(cpu) - 1, int(len(cpu) * 0.99))] * 1e3, steps, total, table.expiry_budget, gc_full * 1e3, gc_frozen * 1e3)
 
 
 def conntrack_slab(path: Path = Path("/proc/slabinfo")) -> int | None:
@@ -215,7 +218,7 @@ def render(results: Sequence[ScaleResult], slab: int | None, packets: int, repea
     t.add_column("sessions", justify="right")
     t.add_column("kpps NAT flow", justify="right")
     t.add_column("kpps spread over N", justify="right")
-    t.add_column("longest expiry step ms wall / CPU", justify="right")
+    t.add_column("expiry step ms: max wall / max CPU / p99 CPU", justify="right")
     t.add_column("steps / all steps s", justify="right")
     t.add_column("full GC ms / after freeze", justify="right")
     t.add_column("bytes/session fgcpd", justify="right")
@@ -223,7 +226,7 @@ def render(results: Sequence[ScaleResult], slab: int | None, packets: int, repea
     ref = f"{slab} (slab)" if slab is not None else "not read (root)"
     for r in results:
         t.add_row(f"{r.n:,}", _range(r.kpps_hot), _range(r.kpps_spread),
-                  f"{r.step_max_ms:.2f} / {r.step_max_cpu_ms:.2f}",
+                  f"{r.step_max_ms:.1f} / {r.step_max_cpu_ms:.1f} / {r.step_p99_cpu_ms:.1f}",
                   f"{r.steps:,} / {r.expiry_s:.2f}",
                   f"{r.gc_full_ms:.0f} / {r.gc_frozen_ms:.1f}", f"{r.bytes_per_session:.0f}", ref)
     console.print(t)
@@ -266,11 +269,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     console = Console(width=max(Console().width, 130))
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    kernel = []
+    if args.kernel:  # first: it needs the namespaces (and fails early without root)
+        console.print("[dim]kernel reference ...[/dim]")
+        kernel = kernel_reference(sizes, args.seconds, args.repeat)
     results = []
     for n in sizes:
         console.print(f"[dim]{n:,} sessions ...[/dim]")
         results.append(measure(n, args.packets, args.repeat))
-    kernel = kernel_reference(sizes, args.seconds, args.repeat) if args.kernel else []
     render(results, conntrack_slab(), args.packets, args.repeat, console, kernel, args.seconds)
     return 0
 
