@@ -7,6 +7,7 @@ import logging
 import pytest
 from scapy.layers.inet import UDP
 
+from fgcp.config import parse_config
 from fgcp.session import ORIG, REPLY, Session, SessionTable, Timeouts
 from fgcp.tcptrack import PS_ESTABLISHED, PS_SYN_SENT, PS_TIME_WAIT
 from tests.unit.test_forward import P1, from_client, make_fwd, send
@@ -100,3 +101,10 @@ def test_full_table_drops_new_sessions_counted_and_keeps_forwarding() -> None:
     assert fwd.expire(181.0) == 2  # sports 2 and 3 (sport 1 refreshed at 100)
     assert len(send(fwd, P1, from_client(UDP(sport=4, dport=9)), now=181.0)) == 1  # room again
     assert fwd.counters["session_table_full"] == 2
+
+
+def test_lab_session_max_one_million_sizes_the_forwarders_table() -> None:
+    cfg = parse_config("config system global\n    set lab-session-max 1000000\nend\n", "t.conf")
+    assert cfg.session_table_max == 1_000_000
+    fwd = make_fwd(session_table_max=cfg.session_table_max)
+    assert fwd.sessions.max_sessions == 1_000_000
