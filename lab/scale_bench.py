@@ -185,13 +185,13 @@ class KernelResult:
 
 
 def kernel_reference(sizes: Sequence[int], seconds: float, repeat: int) -> list[KernelResult]:
-    """The kernel forwarding (ip_forward + nftables masquerade, lab.bench's veth topology)
+    """The kernel forwarding (ip_forward + nftables masquerade, lab.vethlab's topology)
     with N conntrack entries made by N unreplied UDP flows from the client (root; run it
     in the Mininet queue lock).  nf_conntrack_max is host-wide and not raised here: the
     entries reached are reported."""
     import sys
 
-    from lab.bench import SERVER_IP, VethLab
+    from lab.vethlab import SERVER_IP, VethLab
 
     out = []
     with VethLab() as vl:
