@@ -19,7 +19,6 @@ TICKS_PER_SECOND = 10  # bucket width 0.1 s: a session goes at most 0.1 s after 
 STEP_BUDGET = 500  # entries one step touches at most (about 1-2 ms in CPython, README Scale)
 
 
-
 class Expiring(Protocol):
     """What the queue needs of an entry (fgcp.session.Session has it)."""
 
