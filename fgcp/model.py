@@ -116,6 +116,45 @@ class HAConfig:
     ha_uptime_diff_margin: int = 300  # seconds
     arps: int = 5
     arps_interval: int = 8  # seconds
+    ips_session_sync: str = "iccp"  # emulator extension: iccp | all (IPS state of which sessions)
+
+
+@dataclass(frozen=True)
+class IpsCustom:
+    """``config ips custom`` / ``edit "<tag>"``: one custom F-SBID signature.
+
+    ``signature`` is the F-SBID text, checked by ``inspection.ips.parse_signature``
+    when the configuration is loaded; ``name`` and ``attack_id`` come from it.
+    """
+
+    tag: str
+    signature: str
+    name: str = ""
+    attack_id: int | None = None
+    action: str = "pass"  # pass | block: what an entry with action "default" does
+    status: bool = True
+    log: bool = True
+    severity: str = "medium"  # info | low | medium | high | critical
+
+
+@dataclass(frozen=True)
+class IpsSensorEntry:
+    """``config ips sensor`` / ``edit`` / ``config entries`` / ``edit <id>``."""
+
+    entry_id: int
+    rules: tuple[str, ...] = ()  # custom signature tags (a numeric attack id is resolved)
+    action: str = "default"  # default (the signature's) | pass | monitor | block | reset
+    status: str = "default"  # default (the signature's) | enable | disable
+    log: str = "default"  # default | enable | disable
+
+
+@dataclass(frozen=True)
+class IpsSensor:
+    """``config ips sensor`` / ``edit "<name>"``; entries in order (first match wins)."""
+
+    name: str
+    entries: tuple[IpsSensorEntry, ...] = ()
+    comment: str = ""
 
 
 @dataclass(frozen=True)
@@ -278,6 +317,8 @@ class MemberConfig:
     ha: HAConfig = field(default_factory=HAConfig)
     session_ttl: SessionTTL = field(default_factory=SessionTTL)
     ztna: ZtnaConfig = field(default_factory=ZtnaConfig)  # fgcp/config/ztna.py
+    ips_custom: dict[str, IpsCustom] = field(default_factory=dict)
+    ips_sensors: dict[str, IpsSensor] = field(default_factory=dict)
 
     @property
     def member_serial(self) -> str:

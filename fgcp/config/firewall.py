@@ -29,8 +29,8 @@ __all__ = [
     "predefined_services",
 ]
 
-# Predefined IPS sensors of FortiOS (``config ips sensor`` is not emulated yet: when it is,
-# its table defines the "ips-sensor" names instead of _policies below).
+# Predefined IPS sensors of FortiOS: policies may name them (they hold no signature in the
+# emulator); configured sensors are defined by fgcp/config/ips.py.
 IPS_SENSORS = (
     "default", "all_default", "all_default_pass", "high_security",
     "protect_client", "protect_email_server", "protect_http_server", "wifi-default",

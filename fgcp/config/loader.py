@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from fgcp.config.firewall import ADDRESS_TABLE, POLICY_TABLE, SERVICE_TABLE
+from fgcp.config.ips import CUSTOM_TABLE, SENSOR_TABLE
 from fgcp.config.reader import Fields, Reader, Table
 from fgcp.config.router import STATIC_TABLE
 from fgcp.config.schema import Section
@@ -43,6 +44,8 @@ TABLES: tuple[Table, ...] = (
     SERVICE_TABLE,
     VIP_TABLE,
     ACCESS_PROXY_TABLE,
+    CUSTOM_TABLE,
+    SENSOR_TABLE,
     POLICY_TABLE,
     PROXY_POLICY_TABLE,
     HA_TABLE,

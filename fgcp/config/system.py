@@ -79,6 +79,9 @@ HA = Section("system ha", keys(
     ha_uptime_diff_margin=Key(Int(1, 65535), 300, help="seconds"),
     arps=Key(Int(1, 60), 5),
     arps_interval=Key(Int(1, 20), 8, help="seconds"),
+    ips_session_sync=Key(Choice(("iccp", "all")), "iccp",
+                         help="emulator extension (not FortiOS): IPS state synced for ICCP "
+                         "sessions only, or for every flow-inspected session"),
 ))
 SESSION_TTL = Section("system session-ttl", keys(
     default=Key(Int(300, 2_764_800), 3600, help="seconds"),
@@ -172,6 +175,7 @@ def _ha(r: Reader, blocks: Sequence[Block]) -> Fields:
         ha_uptime_diff_margin=v.integer("ha-uptime-diff-margin"),
         arps=v.integer("arps"),
         arps_interval=v.integer("arps-interval"),
+        ips_session_sync=v.text("ips-session-sync"),
     )}
 
 

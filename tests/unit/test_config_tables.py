@@ -49,7 +49,7 @@ def test_empty_configuration_gives_the_fortios_defaults() -> None:
 
 def test_unknown_section_lists_every_table() -> None:
     with pytest.raises(ConfigError) as err:
-        parse_config("config ips custom\nend\n")
-    assert "'config ips custom'" in str(err.value)
+        parse_config("config user local\nend\n")
+    assert "'config user local'" in str(err.value)
     for t in TABLES:
         assert f"'{t.path}'" in str(err.value)
