@@ -47,6 +47,8 @@ from fgcp.config.values import Invalid
 from fgcp.confparse import Word
 from fgcp.forward import Forwarder, PortSpec
 from fgcp.hamember import HaMember
+from fgcp.ipsinspector import IpsSetupError
+from fgcp.ipsmember import ips_log_path, ips_setup
 from fgcp.model import MemberConfig
 from fgcp.roles import Role
 from fgcp.syncmember import SyncMember
@@ -574,6 +576,8 @@ def build_parser(prog: str = "fgcpd") -> argparse.ArgumentParser:
                    f"(default ${ctl.RUNDIR_ENV} or {ctl.DEFAULT_RUNDIR})")
     p.add_argument("--serial", default=None, help="serial number (overrides the config)")
     p.add_argument("--log", default=None, help="log file (default <rundir>/<hostname>.log)")
+    p.add_argument("--ips-log", default=None,
+                   help="IPS attack log (default <log minus .log>.ips.log)")
     p.add_argument("--ports", default=None,
                    help="data-plane ports: port1,port2 or port1=IFNAME,port2=IFNAME "
                    "(default: configured interfaces with an ip that are not HA links)")
@@ -604,15 +608,23 @@ def main(argv: Sequence[str] | None = None, *, forwarder: ForwarderFactory = For
             return 2
         cfg = dataclasses.replace(cfg, serial=args.serial)
     rundir = Path(args.rundir or ctl.default_rundir())
-    _setup_logging(Path(args.log) if args.log else rundir / f"{cfg.hostname}.log")
+    log_file = Path(args.log) if args.log else rundir / f"{cfg.hostname}.log"
+    _setup_logging(log_file)
     try:
         ports = parse_ports(args.ports) if args.ports else None
         components: list[Component] = [] if args.no_ha else [HaMember(), SyncMember()]
+        forwarder, ips = ips_setup(cfg, args.ips_log or ips_log_path(log_file), forwarder)
+        if ips is not None:
+            components.append(ips)
         daemon = Daemon(cfg, rundir, ports=ports, port_kind=args.port_kind,
                         forwarder=forwarder, prepare=not args.no_prepare,
                         components=components)
         with daemon:
             daemon.run()
+    except IpsSetupError as exc:
+        log.error("%s: %s", prog, exc)
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
     except (DaemonError, OSError) as exc:
         log.error("%s: %s", prog, exc)
         print(f"{prog}: {exc}", file=sys.stderr)

@@ -238,6 +238,7 @@ def render_session_list(state: DiagState, args: Sequence[str] = ()) -> str:
     sessions = _sessions(fwd.sessions if fwd is not None else None)
     cfg = state.cfg
     blocks = []
+    note = state.extra.get("session_note")  # e.g. the IPS's ips=on (fgcp/ipsmember.py)
     for s in sessions:
         o, r = s.orig, s.reply
         ps = _proto_state(s)
@@ -274,6 +275,7 @@ def render_session_list(state: DiagState, args: Sequence[str] = ()) -> str:
                     "per_ip_shaper=",
                     "class_id=0 ha_id=0 policy_dir=0 tunnel=/ vlan_cos=0/255",
                     "state=" + " ".join(states),
+                    *([text] if note is not None and (text := note(s)) else []),
                     ("statistic(bytes/packets/allow_err): "
                     f"org={s.org_bytes}/{s.org_packets}/1 "
                     f"reply={s.reply_bytes}/{s.reply_packets}/1 tuples=2"),

@@ -235,6 +235,10 @@ class LabNetwork:
     def member_log(self, member: str) -> Path:
         return self.rundir / f"{member}.log"
 
+    def ips_log(self, member: str) -> Path:
+        """The member's IPS attack log (fgcpd --ips-log): ``<member>.ips.log``."""
+        return self.rundir / f"{member}.ips.log"
+
     def diag(self, member: str, command: str) -> str:
         """Run a FortiOS-style diag command on ``member`` via its control socket."""
         if self.member_mode != "fgcpd":
@@ -407,6 +411,7 @@ class LabNetwork:
             "--rundir", str(self.rundir),
             "--serial", plan.serial,
             "--log", str(self.member_log(name)),
+            "--ips-log", str(self.ips_log(name)),
         ]
         self.daemons[name] = self.host(name).popen(
             cmd, cwd=str(REPO_ROOT), env=self._env(), stdout=out,
