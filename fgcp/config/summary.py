@@ -51,6 +51,9 @@ def summarize(cfg: MemberConfig) -> str:
         )
     )
     objects += _ztna(cfg.ztna)
+    if cfg.ips_custom or cfg.ips_sensors:  # only when configured (older summaries unchanged)
+        objects += (f", {_count(len(cfg.ips_custom), 'IPS signature')}, "
+                    f"{_count(len(cfg.ips_sensors), 'IPS sensor')}")
     ha = cfg.ha
     if ha.mode == "standalone":
         return f"{cfg.hostname}{serial}: {objects}; HA standalone"
@@ -76,4 +79,6 @@ def summarize(cfg: MemberConfig) -> str:
     if extras:
         pickup += f" ({' '.join(extras)})"
     details.append(f"session-pickup {pickup}")
+    if ha.ips_session_sync != "iccp":
+        details.append(f"ips-session-sync {ha.ips_session_sync}")
     return f"{cfg.hostname}{serial}: {objects}; " + ", ".join(details)

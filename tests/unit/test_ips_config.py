@@ -6,6 +6,7 @@ import pytest
 
 from fgcp.config import ConfigError, load_config, parse_config
 from fgcp.config.ips import sensor_rules
+from fgcp.config.summary import summarize
 from fgcp.model import IpsSensorEntry
 from topologies.lab import CONFIG_DIR
 
@@ -142,3 +143,9 @@ def test_policy_may_name_a_configured_or_predefined_sensor() -> None:
     text = custom(("a", GOOD, ())) + sensor("ot", (1, '"a"', "block")) + policies("ot", "default")
     cfg = parse_config(text)
     assert [p.ips_sensor for p in cfg.policies] == ["ot", "default"]
+
+
+def test_check_config_summary_counts_ips_objects() -> None:
+    cfg = load_config(CONFIG_DIR / "ips-fgt1.conf")
+    assert "5 policies, 5 IPS signatures, 1 IPS sensor;" in summarize(cfg)
+    assert "IPS" not in summarize(load_config(CONFIG_DIR / "sync-fgt1.conf"))
