@@ -2,7 +2,8 @@
 
 A custom signature's F-SBID text is parsed by ``inspection.ips.parse_signature`` when
 the configuration loads, so a bad signature is a ``ConfigError`` at its ``set
-signature`` line whose reason names the keyword (``--pattern: ...``).  A sensor entry's
+signature`` line whose reason names the keyword (``--pattern: ...``; a ``--pcre``
+hyperscan rejects, e.g. a back-reference, too).  A sensor entry's
 ``set rule`` names custom signatures by tag or attack id (checked once every table is
 read, kind "ips-rule"); ``sensor_rules`` turns a sensor into engine rules (compiled by
 fgcp/ipsinspector.py).  The policy keys that use a sensor
@@ -18,7 +19,7 @@ from fgcp.config.schema import Key, Section, keys
 from fgcp.config.values import Choice, Flag, Int, Names, Text
 from fgcp.confparse import Block, Edit
 from fgcp.model import IpsCustom, IpsSensor, IpsSensorEntry
-from inspection.ips import Rule, SignatureError, parse_signature
+from inspection.ips import Rule, RuleSet, RuleSetError, SignatureError, parse_signature
 
 __all__ = [
     "CUSTOM",
@@ -65,6 +66,11 @@ def _customs(r: Reader, blocks: Sequence[Block]) -> Fields:
             sig = parse_signature(v.text("signature"))
         except SignatureError as exc:
             raise r.error(line, "signature", f"bad signature: {exc}") from None
+        if any(c.kind == "pcre" for c in sig.contents):  # literals always compile
+            try:
+                RuleSet.compile([Rule(sig)])
+            except RuleSetError as exc:
+                raise r.error(line, "signature", f"bad signature: --pcre: {exc}") from None
         if sig.attack_id is not None:
             if sig.attack_id in ids:
                 raise r.error(line, "signature", f"--attack_id: {sig.attack_id} is already "

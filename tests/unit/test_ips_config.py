@@ -79,6 +79,8 @@ INVALID = [
      "signature", "--colour: "),
     ("missing-service", custom(("x", r'F-SBID( --name \"x\"; --flow from_client; )', ()), mark="x"),
      "signature", "--service: "),
+    ("pcre-hyperscan-rejects", custom(("x", r'F-SBID( --name \"x\"; --service HTTP; --flow from_client; --pcre \"/(a)\\1/\"; )', ()), mark="x"),
+     "signature", "bad signature: --pcre: hyperscan rejected an expression: Back-references"),
     ("signature-required", 'config ips custom\n    edit "x"  # <-\n        set action block\n    next\nend\n',
      "signature", "custom signature 'x' needs 'set signature'"),
     ("bad-custom-action", custom(("x", GOOD, ("set action reset  # <-",))), "action",
