@@ -11,13 +11,15 @@ the emulator's ``set ips-session-sync all``) rides in ``Session.ext[EXT_IPS]``; 
 time it changes (every data segment) the adapter refreshes it and tells the sync engine
 through the forwarder's ``on_session_event("state", s)`` (``attach``), so the update
 goes out with the session's sync stream.  On the member that installs a synced session
-(``SYNCED``), a session with that state resumes at the exact byte (``ips_resumed``);
+(``SYNCED``), a session with that state resumes at the exact byte (``ips_resumed``,
+ordinary reassembly from there: segments lost in the outage are waited for);
 another flow-inspected one is forwarded uninspected (``ips_uninspected``,
 ``ips=uninspected`` in ``diagnose sys session list``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -30,6 +32,7 @@ from fgcp.packet import int_to_ip
 from fgcp.session import ORIG, SYNCED, Session
 from fgcp.syncrecord import EXT_IPS
 from inspection.ips import (
+    GAP_SKIPPED,
     AttackEvent,
     FlowState,
     IpsEngine,
@@ -40,6 +43,8 @@ from inspection.ips import (
 
 __all__ = ["COUNTERS", "IpsInspector", "IpsSetupError", "SessionEvents", "event_line",
            "ips_policies"]
+
+log = logging.getLogger(__name__)
 
 COUNTERS = ("ips_sessions", "ips_bytes", "ips_events", "ips_blocked", "ips_resets",
             "ips_resumed", "ips_uninspected", "ips_state_syncs", "ips_anomalies")
@@ -200,6 +205,13 @@ class IpsInspector:
             return None
         if not (self.sync_all or st.service in (None, "ICCP")):
             return None
+        for d in st.dirs:
+            # Normal reassembly from the restored position, not the engine's skip-at-once:
+            # data sent during the outage is lost and retransmitted after later segments,
+            # which are held (and forwarded) until it fills the gap, so the stream is
+            # inspected in order; bytes the old primary forwarded after its last update
+            # are never resent: that gap is skipped after gap_timeout (docs/ips.md "HA").
+            d.restored = False
         return st
 
     def _announce(self, s: Session) -> None:
@@ -218,6 +230,10 @@ class IpsInspector:
             if ev.action not in _LOGGED:
                 continue
             line = event_line(s, st, ev)
+            if ev.name == GAP_SKIPPED:
+                gap = st.dir(ev.direction).skipped
+                log.info("ips: %s, stream bytes %s never seen here", line,
+                         f"{gap[0]}-{gap[1]}" if gap else "?")
             c["ips_events"] += 1
             self.events.append(line)
             if self._log is not None:

@@ -283,3 +283,28 @@ def test_event_line_of_an_anomaly_without_attack_id() -> None:
         f't=1.000 attack_id=0 name="overlap with different data" action=block proto=6 '
         f"{C1}:1->{SV}:102 dir=from_server service=other")
 
+
+
+def test_after_takeover_segments_lost_in_the_outage_are_waited_for_not_skipped() -> None:
+    """The middle of a split attack sent during the outage (lost), the rest reaches the new
+    primary first: held and forwarded, the retransmitted middle fills the gap and is the
+    segment blocked; a gap nobody fills is skipped after gap_timeout (2 s)."""
+    first, middle = HTTP.find(b"GGIO1") + 4, HTTP.find(b"$Oper")
+    fwd, _, _ = member(ips_cfg("all"))
+    s, _ = handshake(fwd, 8080)
+    one(data(fwd, 8080, 1001, HTTP[:first]))
+    fwd2, insp2, _ = take_over(s, ips_cfg("all"))
+    assert len(data(fwd2, 8080, 1001 + middle, HTTP[middle:], now=3.0)) == 1  # held, passed
+    assert data(fwd2, 8080, 1001 + first, HTTP[first:middle], now=3.2) == []  # the filler
+    st = insp2.stats()
+    assert (st["ips_blocked"], st["ips.gaps_skipped"], st["ips.orphan_bytes"]) == (1, 0, 0)
+    assert 'name="HTTP.Breaker" action=block' in insp2.render_anomalies()
+    # a gap never filled (bytes the old primary forwarded after its last update)
+    fwd, _, _ = member(ips_cfg("all"))
+    s, _ = handshake(fwd, 8080)
+    one(data(fwd, 8080, 1001, b"GET / HTTP/1.1\r\n"))
+    fwd2, insp2, _ = take_over(s, ips_cfg("all"))
+    assert len(data(fwd2, 8080, 1001 + 16 + 10, b"Host: b\r\n", now=3.0)) == 1
+    assert len(data(fwd2, 8080, 1001 + 16 + 19, b"Accept: */*\r\n", now=5.5)) == 1
+    assert insp2.stats()["ips.gaps_skipped"] == 1
+    assert 'name="stream gap skipped" action=monitor' in insp2.render_anomalies()
