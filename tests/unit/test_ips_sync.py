@@ -56,7 +56,7 @@ class Pair:
                 return FakeLink(name, bytes((2, 0, 0, 0, i + 1, int(name[-1]))),
                                 self.wires[name])
             m = SyncMember(link_factory=factory, delay_s=None, clock=lambda: self.now,
-                           boot_id=0x1000 * (i + 1), tune_gc=False)
+                           tune_gc=False)
             m.open(d)  # type: ignore[arg-type]
             IpsMember(d.inspector).open(d)  # type: ignore[arg-type]
             self.members.append(m)
