@@ -105,7 +105,6 @@ class IpsInspector:
         self.flows: dict[int, tuple[IpsEngine, FlowState | None]] = {}
         self.counters: Counter[str] = Counter({k: 0 for k in COUNTERS})
         self.events: deque[str] = deque(maxlen=max_events)
-        self._events_fn: Callable[[str, Session], None] | None = None
         self._fwd: SessionEvents | None = None
         self._log: IO[str] | None = None
         if log_path is not None and self.by_policy:
