@@ -1,0 +1,106 @@
+"""Real ICCP peers through an HA cluster across a failover (issue 10, acceptance): the
+pyiec61850 MMS server on sv1:102, the benign TASE.2 client on c1, two fgcpd members with
+session pickup (topologies/configs/sync-fgtN.conf), SIGKILL of the primary mid-association.
+
+What a user checks: the client's one association (the same TCP connection: same local
+port before and after, no new SYN to port 102 after the kill) carried on, and every read
+and write it issued after the failover completed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from inspection.iccp import ICCP_PORT
+from lab.probes import REPO_ROOT, HostLike, probe_env
+from topologies.lab import CONFIG_DIR, LabNetwork, wait_until
+
+SV1 = "203.0.113.11"
+RATE = 10.0      # MMS operations per second
+DURATION = 14.0  # the client's run
+KILL_AFTER = 5.0  # s after the association
+
+
+def _popen(host: HostLike, args: list[str], log: Path) -> subprocess.Popen[bytes]:
+    return host.popen([sys.executable, *args], cwd=str(REPO_ROOT), env=probe_env(),
+                      stdin=subprocess.DEVNULL, stdout=log.open("wb"),
+                      stderr=subprocess.STDOUT)
+
+
+def iccp_local_ports(host: HostLike) -> set[int]:
+    """Local ports of ``host``'s established TCP connections to sv1:102."""
+    out = host.cmd(f"ss -tnH state established dst {SV1}:{ICCP_PORT}")  # type: ignore[attr-defined]
+    return {int(m) for m in re.findall(r"\S+:(\d+)\s+\S+:102\b", out)}
+
+
+def test_benign_iccp_association_survives_sigkill_of_the_primary(
+        make_lab: Callable[..., LabNetwork], tmp_path: Path) -> None:
+    configs = {m: CONFIG_DIR / f"sync-{m}.conf" for m in ("fgt1", "fgt2")}
+    with make_lab(member_mode="fgcpd", configs=configs) as lab:
+        primary = lab.wait_ha_stable(timeout=40)
+        assert primary is not None
+        secondary = next(m for m in ("fgt1", "fgt2") if m != primary)
+        wait_until(lambda: "bulk=complete" in lab.diag(secondary, "diagnose sys session sync"),
+                   20, f"{secondary}'s bulk sync")
+        ready = tmp_path / "ready"
+        sv1, c1 = lab.host("sv1"), lab.host("c1")
+        srv = _popen(sv1, ["-m", "lab.iccp.server", "--port", str(ICCP_PORT),
+                           "--ready-file", str(ready), "--die-with-parent"],
+                     tmp_path / "server.log")
+        syn = sv1.popen(  # every SYN to the server's port 102, with its time
+            ["tcpdump", "-l", "-n", "-tt", "-i", "sv1-eth0",
+             f"tcp dst port {ICCP_PORT} and tcp[tcpflags] & tcp-syn != 0"],
+            stdout=(tmp_path / "syn.txt").open("wb"), stderr=subprocess.DEVNULL)
+        cli = None
+        try:
+            wait_until(ready.exists, 10, "the ICCP server")
+            time.sleep(0.5)  # tcpdump attached
+            cli = _popen(c1, ["-m", "lab.iccp.client", "--dst", SV1, "--rate", str(RATE),
+                              "--duration", str(DURATION), "--out", str(tmp_path / "c.json"),
+                              "--die-with-parent"], tmp_path / "client.log")
+            wait_until(lambda: bool(iccp_local_ports(c1)), 10, "the ICCP association")
+            time.sleep(KILL_AFTER)
+            before = iccp_local_ports(c1)
+            # the association's session is in the secondary's table before the kill
+            assert f"->{SV1}:{ICCP_PORT}" in lab.diag(secondary, "diagnose sys session list")
+            t_kill = lab.kill_daemon(primary)
+            wait_until(lambda: lab.ha_state(secondary).get("state") == "work", 5,
+                       f"{secondary} primary")
+            time.sleep(2.0)
+            after = iccp_local_ports(c1)
+            cli.wait(DURATION + 30)
+        finally:
+            if cli is not None and cli.poll() is None:
+                cli.kill()
+                cli.wait()
+            srv.terminate()
+            srv.wait(10)
+            syn.terminate()
+            syn.wait(10)
+    rep = json.loads((tmp_path / "c.json").read_text())
+    why = {k: rep.get(k) for k in ("associated", "ended", "ops_attempted", "ops_failed",
+                                   "first_error", "max_gap_ms", "association_attempts")}
+    assert rep["associated"] and rep["ended"] == "completed", why
+    # one association, the same TCP connection across the failover, none opened later
+    assert len(before) == 1 and after == before, (before, after)
+    syns = [float(line.split()[0]) for line in (tmp_path / "syn.txt").read_text().splitlines()
+            if line.strip()]
+    assert syns and all(t < t_kill for t in syns), (syns, t_kill)
+    # every read and write it issued after the failover completed, and it kept issuing them
+    ops_after = [op for op in rep["ops"] if op[0] >= t_kill]
+    reads = sum(1 for _, kind, ok in ops_after if kind == "read" and ok)
+    writes = sum(1 for _, kind, ok in ops_after if kind == "write" and ok)
+    assert rep["ops_failed"] == 0, why
+    assert all(ok for _, _, ok in ops_after), ops_after
+    remaining = DURATION - KILL_AFTER - 1.0
+    assert reads >= RATE * remaining * 2 / 3 * 0.6 and writes >= RATE * remaining / 3 * 0.6, (
+        reads, writes, why)
+    print(f"ICCP association across SIGKILL of {primary}: {reads} reads and {writes} writes "
+          f"after the kill, all completed; {rep['ops_ok']} ops in all, longest gap between "
+          f"completed ops {rep['max_gap_ms']} ms")
