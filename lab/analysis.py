@@ -134,6 +134,69 @@ def flow_rows(probes: dict[str, dict[str, Any]], end: float) -> list[dict[str, A
             "attempts": short.get("attempts"), "ok": short.get("ok"),
             "failed": short.get("failed"), "lost_bytes": None, "dup_bytes": None,
         })
+    iccp = probes.get("iccp")
+    if iccp:
+        rows += iccp_rows(iccp, end)
+    return rows
+
+
+def _inspected(iccp: dict[str, Any], role: str) -> str | None:
+    """The new primary's ``ips=`` field of a probe's session ("-": absent or no
+    session); None when no fault ran (there was no "after the failover")."""
+    if iccp.get("fault_t") is None:
+        return None
+    return ((iccp.get("inspection") or {}).get(role) or {}).get("ips") or "-"
+
+
+def iccp_rows(iccp: dict[str, Any], end: float) -> list[dict[str, Any]]:
+    """The ICCP probe's flows (lab.probes.iccp): the benign association (``iccp``: its
+    ops, failures, gaps and latency, before and after the fault) and the split attack
+    (``iccp_attack``: blocked or answered, logged by the new primary)."""
+    rows: list[dict[str, Any]] = []
+    fault_t = iccp.get("fault_t")
+    c = iccp.get("client")
+    if c:
+        ops = c.get("ops") or []
+        after = [op for op in ops if fault_t is not None and op[0] >= fault_t]
+        survived = bool(c["associated"] and c["ended"] == "completed"
+                        and c["ops_failed"] == 0)
+        gaps = list(c.get("gaps") or [])
+        last = c.get("last_ok")
+        if not survived and (last is None or end - last > 0.1):
+            gaps.append(Gap(last or c.get("started") or end, end, resumed=False).to_dict())
+        rows.append({
+            "id": "iccp-assoc", "kind": "iccp", "survived": survived,
+            "ended": c["ended"], "error": c.get("first_error"),
+            "association_attempts": c.get("association_attempts"),
+            "max_gap_ms": c.get("max_gap_ms"), "gaps": gaps,
+            "first": c.get("first_ok"), "last": last,
+            "ops": c["ops_attempted"], "ok": c["ops_ok"], "failed": c["ops_failed"],
+            "reads_ok": c["reads_ok"], "writes_ok": c["writes_ok"],
+            "ops_after_fault": len(after) if fault_t is not None else None,
+            "failed_after_fault": (sum(1 for op in after if not op[2])
+                                   if fault_t is not None else None),
+            "latency_ms": _pcts([op[3] for op in ops if len(op) > 3 and op[2]]),
+            "inspected_after_failover": _inspected(iccp, "client"),
+            "lost_bytes": None, "dup_bytes": None,
+        })
+    a = iccp.get("attack")
+    if a:
+        insp = (iccp.get("inspection") or {}).get("attack") or {}
+        rows.append({
+            "id": "iccp-attack", "kind": "iccp_attack",
+            "survived": a["outcome"] == "answered", "outcome": a["outcome"],
+            "attack_blocked": bool(a["associated"]) and a["outcome"] in
+            ("reset", "closed", "no-answer"),
+            "reached_server": a["outcome"] == "answered",
+            "split_across_fault": a.get("second_half_on") == "fault",
+            "split": a.get("split"), "pdu_len": a.get("pdu_len"),
+            "error": a.get("error"), "max_gap_ms": None, "gaps": [],
+            "first": a.get("first_half_at"), "last": a.get("second_half_at"),
+            "inspected_after_failover": _inspected(iccp, "attack"),
+            "logged": insp.get("anomalies") or [],
+            "logged_by": iccp.get("new_primary") if insp.get("anomalies") else None,
+            "lost_bytes": None, "dup_bytes": None,
+        })
     return rows
 
 
@@ -264,6 +327,15 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
                        "max_gap_ms": max((r["max_gap_ms"] or 0.0) for r in rs),
                        "lost": sum(r["lost"] or 0 for r in rs),
                        "duplicates": sum(r["duplicates"] or 0 for r in rs)}
+    for r in rows:
+        if r["kind"] == "iccp":
+            s["iccp"] = {k: r[k] for k in (
+                "survived", "ended", "ops", "ok", "failed", "ops_after_fault",
+                "failed_after_fault", "max_gap_ms", "latency_ms", "inspected_after_failover")}
+        elif r["kind"] == "iccp_attack":
+            s["iccp_attack"] = {k: r[k] for k in (
+                "outcome", "attack_blocked", "reached_server", "split_across_fault",
+                "inspected_after_failover", "logged_by")}
     short = [r for r in rows if r["kind"] == "short_tcp"]
     if short:
         r = short[0]
@@ -298,10 +370,41 @@ def check_expectations(expect: dict[str, Any], result: dict[str, Any]) -> list[s
         gap = tcp.get("max_gap_ms")
         if gap is None or gap > expect["max_tcp_gap_ms"]:
             bad.append(f"max_tcp_gap_ms: expected <= {expect['max_tcp_gap_ms']}, got {gap}")
+    bad += _iccp_expectations(expect, result)
     if expect.get("member_errors") == "none":
         errs = {m: e for m, e in result["cluster"]["member_errors"].items() if e}
         if errs:
             bad.append(f"member_errors: expected none, got {errs}")
+    return bad
+
+
+def _iccp_expectations(expect: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    bad = []
+    s = result["summary"]
+    assoc, attack = s.get("iccp") or {}, s.get("iccp_attack") or {}
+    want = expect.get("iccp_association")
+    if want is not None:
+        got = "survived" if assoc.get("survived") else "broken"
+        if got != want:
+            bad.append(f"iccp_association: expected {want}, got {got} (ended "
+                       f"{assoc.get('ended')}, {assoc.get('failed')} of {assoc.get('ops')} "
+                       f"ops failed, {assoc.get('failed_after_fault')} after the fault)")
+    want = expect.get("iccp_attack")
+    if want is not None:
+        got = "blocked" if attack.get("attack_blocked") else "answered" \
+            if attack.get("reached_server") else f"{attack.get('outcome')}"
+        if want == "blocked" and not attack.get("split_across_fault"):
+            bad.append("iccp_attack: expected blocked, but the attack was not split across "
+                       "a fault (no fault released its second half)")
+        elif got != want:
+            bad.append(f"iccp_attack: expected {want}, got {got} (outcome "
+                       f"{attack.get('outcome')})")
+    want = expect.get("iccp_inspected_after_failover")
+    if want is not None:
+        got = {r["id"]: r.get("inspected_after_failover") for r in result["flows"]
+               if r["kind"] in ("iccp", "iccp_attack")}
+        if not got or any(v != want for v in got.values()):
+            bad.append(f"iccp_inspected_after_failover: expected {want}, got {got}")
     return bad
 
 

@@ -82,9 +82,9 @@ def _overrides(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
         if args.conns is not None:
             tr = data.get("traffic")
             if tr is None:
-                from lab.scenario import DEFAULTS
+                from lab.scenario import default_traffic
 
-                tr = data["traffic"] = {k: dict(v) for k, v in DEFAULTS["traffic"].items()}
+                tr = data["traffic"] = default_traffic()
             if isinstance(tr, dict):
                 tcp = tr.get("tcp")
                 tr["tcp"] = {**(tcp if isinstance(tcp, dict) else {}), "conns": args.conns}

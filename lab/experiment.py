@@ -94,6 +94,8 @@ def run_experiment(sc: Scenario, out_dir: Path | None = None, system: str = "fgc
                         rec = injector.apply(f, i)
                         applied.append(rec)
                         late = max(late, rec.t - (t0 + f.at))
+                        for h in handles.values():  # e.g. the ICCP attack's second half
+                            h.fault_applied(rec.t)
                         prog.note(f"+{rec.t - t0:5.2f} s  {f.kind} on {rec.member}"
                                   + (f" ({rec.port})" if rec.port else ""))
                         if f.duration:

@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # matplotlib is imported only when a timeline is drawn
     from matplotlib.axes import Axes
     from rich.console import Console
 
-KIND_LABEL = {"tcp": "TCP streams", "udp": "UDP", "ping": "ICMP", "short_tcp": "short TCP"}
+KIND_LABEL = {"tcp": "TCP streams", "udp": "UDP", "ping": "ICMP", "short_tcp": "short TCP",
+              "iccp": "ICCP", "iccp_attack": "ICCP attack"}
 MARKS = (("t", "fault", "tab:red", "-"), ("detect_ms", "detection", "tab:orange", "--"),
          ("takeover_ms", "takeover", "tab:purple", ":"), ("reroute_ms", "reroute", "tab:green",
                                                           "-."))
@@ -91,6 +92,7 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
         u = s["short_tcp"]
         out.append(f"short TCP: {u['ok']}/{u['attempts']} ok, {u['failed']} failed, longest "
                    f"failure window {fmt_ms(u['max_failure_window_ms'])} ms")
+    out += iccp_lines(s)
     c = result["cluster"]
     lag = c["sync_lag"]
     if lag["samples"]:
@@ -106,6 +108,51 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
                                     if errs else "none"))
     out.append("settings: " + ", ".join(f"{k}={v}" for k, v in result["settings"].items()))
     return out
+
+
+def iccp_lines(s: dict[str, Any]) -> list[str]:
+    """The ICCP probe's lines of the summary (lab.analysis.summarize's iccp keys)."""
+    out = []
+    if "iccp" in s:
+        a = s["iccp"]
+        after = ("" if a["ops_after_fault"] is None else
+                 f" ({a['ops_after_fault']} after the fault, {a['failed_after_fault']} failed)")
+        lat = a["latency_ms"]
+        out.append(f"ICCP association: {'survived' if a['survived'] else 'BROKEN'} "
+                   f"({a['ended']}), {a['ok']}/{a['ops']} reads+writes ok{after}, longest gap "
+                   f"{fmt_ms(a['max_gap_ms'])} ms, latency p50 {fmt_ms(lat['p50'])} / max "
+                   f"{fmt_ms(lat['max'])} ms, inspected after failover: "
+                   f"{a['inspected_after_failover'] or '-'}")
+    if "iccp_attack" in s:
+        a = s["iccp_attack"]
+        what = "blocked" if a["attack_blocked"] else (
+            "reached the server" if a["reached_server"] else "no result")
+        out.append(f"ICCP split attack: {what} ({a['outcome']}), "
+                   f"{'split across the fault' if a['split_across_fault'] else 'no fault split it'}"
+                   f", inspected after failover: {a['inspected_after_failover'] or '-'}, "
+                   f"logged by {a['logged_by'] or 'no member'}")
+    return out
+
+
+ICCP_COLUMNS = ("flow", "outcome", "ops ok/all", "after fault ok/all", "max gap ms",
+                "inspected after failover", "attack blocked", "logged by")
+
+
+def iccp_table_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Per ICCP flow: what it did and whether the new primary inspected it."""
+    rows = []
+    for r in result["flows"]:
+        if r["kind"] == "iccp":
+            after = ("-" if r["ops_after_fault"] is None else
+                     f"{r['ops_after_fault'] - r['failed_after_fault']}/{r['ops_after_fault']}")
+            rows.append([r["id"], r["ended"], f"{r['ok']}/{r['ops']}", after,
+                         fmt_ms(r["max_gap_ms"]), r["inspected_after_failover"] or "-", "-",
+                         "-"])
+        elif r["kind"] == "iccp_attack":
+            rows.append([r["id"], r["outcome"], "-", "-", "-",
+                         r["inspected_after_failover"] or "-",
+                         "yes" if r["attack_blocked"] else "no", r["logged_by"] or "-"])
+    return rows
 
 
 def print_summary(result: dict[str, Any], console: Console | None = None) -> None:
@@ -124,6 +171,14 @@ def print_summary(result: dict[str, Any], console: Console | None = None) -> Non
     for row in fault_table_rows(result):
         table.add_row(*row)
     console.print(table)
+    iccp = iccp_table_rows(result)
+    if iccp:
+        t = Table(title="ICCP flows (inspected after failover: the new primary's ips= field)")
+        for col in ICCP_COLUMNS:
+            t.add_column(col, justify="right" if "/" in col or "ms" in col else "left")
+        for row in iccp:
+            t.add_row(*row)
+        console.print(t)
     for line in summary_lines(result):
         console.print(f"  {line}", highlight=False)
 
@@ -268,11 +323,14 @@ def result_html(result: dict[str, Any], png: Path | None = None) -> str:
     flows = [[r["id"], "yes" if r["survived"] else "no", fmt_ms(r.get("max_gap_ms")),
               str(r.get("lost_bytes") if r.get("lost_bytes") is not None else "-"),
               str(r.get("dup_bytes") if r.get("dup_bytes") is not None else "-"),
-              str(r.get("error") or "")]
+              r.get("inspected_after_failover") or "-", str(r.get("error") or "")]
              for r in result["flows"]]
+    iccp = iccp_table_rows(result)
+    if iccp:
+        parts.append("<h3>ICCP flows</h3>" + _table_html(ICCP_COLUMNS, iccp))
     parts.append("<details><summary>Per flow</summary>" + _table_html(
-        ("flow", "survived", "max gap ms", "bytes lost", "bytes duplicated", "error"),
-        flows) + "</details>")
+        ("flow", "survived", "max gap ms", "bytes lost", "bytes duplicated",
+         "inspected after failover", "error"), flows) + "</details>")
     for name, m in result["members"].items():
         parts.append(f"<h3>{html.escape(name)}</h3>")
         parts.append(f"<details><summary>configuration ({html.escape(m['config_source'])})"

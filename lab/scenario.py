@@ -51,13 +51,18 @@ DEFAULTS: dict[str, Any] = {
         "ping": {"interval": 0.01, "client": "c1", "server": "sv1"},
         "short_tcp": {"rate": 10.0, "timeout": 1.0, "client": "c1", "server": "sv1",
                       "port": 5003},
+        # real ICCP peers (lab.probes.iccp): one benign association and, with `attack`,
+        # a breaker write split across the first fault (`split`: item or a byte count)
+        "iccp": {"rate": 5.0, "attack": True, "split": "item", "client": "c1",
+                 "server": "sv1", "port": 102},
     },
     "warmup": 2.0,
     "settle": 3.0,
     "reference": {"advert_int": None, "conntrack_sync": True},
     "soak": {"failovers": 6, "interval": 8.0},
     "expect": {"tcp_survived": None, "split_brain": None, "max_tcp_gap_ms": None,
-               "member_errors": None},
+               "member_errors": None, "iccp_association": None, "iccp_attack": None,
+               "iccp_inspected_after_failover": None},
 }
 FAULT_DEFAULTS: dict[str, Any] = {"at": None, "member": "primary", "port": None,
                                   "duration": None}
@@ -65,7 +70,13 @@ TRAFFIC_LIMITS = {"tcp": {"conns": (1, 2000), "rate": (0.1, 10000.0), "port": (1
                   "udp": {"flows": (1, 200), "interval": (0.0005, 10.0), "port": (1, 65535)},
                   "ping": {"interval": (0.002, 10.0)},
                   "short_tcp": {"rate": (0.1, 1000.0), "timeout": (0.05, 30.0),
-                                "port": (1, 65535)}}
+                                "port": (1, 65535)},
+                  "iccp": {"rate": (0.1, 200.0), "port": (1, 65535)}}
+OPT_IN_TRAFFIC = ("iccp",)  # only when the scenario names it
+# expect: values each ICCP expectation takes (lab.analysis.check_expectations)
+EXPECT_CHOICES = {"iccp_association": ("survived", "broken"),
+                  "iccp_attack": ("blocked", "answered"),
+                  "iccp_inspected_after_failover": ("on", "uninspected", "-")}
 
 
 class ScenarioError(ValueError):
@@ -295,7 +306,7 @@ def _float_or(ctx: _Ctx, text: str, key: str) -> float:
 
 
 def _traffic(ctx: _Ctx, raw: object, clients: int, servers: int) -> dict[str, dict[str, Any]]:
-    given = ctx.mapping(raw, "traffic") if raw is not None else DEFAULTS["traffic"]
+    given = ctx.mapping(raw, "traffic") if raw is not None else default_traffic()
     ctx.known(given, tuple(DEFAULTS["traffic"]), "traffic")
     out: dict[str, dict[str, Any]] = {}
     for kind, val in given.items():
@@ -309,6 +320,8 @@ def _traffic(ctx: _Ctx, raw: object, clients: int, servers: int) -> dict[str, di
         for k, (lo, hi) in TRAFFIC_LIMITS[kind].items():
             integer = k in ("conns", "flows", "port")
             e[k] = ctx.number(e[k], f"{key}.{k}", lo, hi, integer)
+        if kind == "iccp":
+            _iccp_traffic(ctx, e, key)
         for k, prefix, count in (("client", "c", clients), ("server", "sv", servers)):
             host = ctx.text(e[k], f"{key}.{k}")
             valid = [f"{prefix}{i}" for i in range(1, count + 1)]
@@ -317,6 +330,22 @@ def _traffic(ctx: _Ctx, raw: object, clients: int, servers: int) -> dict[str, di
                                f"{', '.join(valid)})")
         out[kind] = e
     return out
+
+
+def default_traffic() -> dict[str, dict[str, Any]]:
+    """The traffic of a scenario without a ``traffic:`` section: every kind but the
+    opt-in ones (OPT_IN_TRAFFIC), with its defaults."""
+    return {k: dict(v) for k, v in DEFAULTS["traffic"].items() if k not in OPT_IN_TRAFFIC}
+
+
+def _iccp_traffic(ctx: _Ctx, e: dict[str, Any], key: str) -> None:
+    if not isinstance(e["attack"], bool):
+        raise ctx.fail(f"{key}.attack", f"expected true or false, got {e['attack']!r}")
+    split = e["split"]
+    if split != "item" and (isinstance(split, bool) or not isinstance(split, int)
+                            or not 1 <= split <= 1000):
+        raise ctx.fail(f"{key}.split", f"expected item or a byte count (1-1000), got "
+                       f"{split!r}")
 
 
 def _ha(ctx: _Ctx, raw: object) -> dict[str, Any]:
@@ -349,6 +378,10 @@ def _expect(ctx: _Ctx, raw: object) -> dict[str, Any]:
         ctx.number(out["max_tcp_gap_ms"], "expect.max_tcp_gap_ms", 1, 600000)
     if "member_errors" in out and out["member_errors"] != "none":
         raise ctx.fail("expect.member_errors", f"expected none, got {out['member_errors']!r}")
+    for k, choices in EXPECT_CHOICES.items():
+        if k in out and out[k] not in choices:
+            raise ctx.fail(f"expect.{k}", f"expected one of {', '.join(choices)}, got "
+                           f"{out[k]!r}")
     return out
 
 
@@ -390,6 +423,11 @@ def parse_scenario(data: object, source: str = "<scenario>",
     ctx.number(soak["failovers"], "soak.failovers", 1, 1000, True)
     ctx.number(soak["interval"], "soak.interval", 2.0, 600)
     expect = _expect(ctx, top.get("expect"))
+    for k in EXPECT_CHOICES:
+        if k in expect and "iccp" not in traffic:
+            raise ctx.fail(f"expect.{k}", "needs traffic.iccp")
+    if "iccp_attack" in expect and not traffic["iccp"]["attack"]:
+        raise ctx.fail("expect.iccp_attack", "needs traffic.iccp.attack: true")
     name = top.get("name") or Path(source).stem
     return Scenario(
         name=ctx.text(name, "name"), description=ctx.text(top.get("description", ""),

@@ -40,6 +40,12 @@ def traffic(lab: Any, sc: Scenario, workdir: Path) -> Iterator[dict[str, Any]]:
                 lab, c["client"], c["server"], rate=float(c["rate"]),
                 port=int(c["port"]), timeout=float(c["timeout"]),
                 workdir=workdir / "short")
+        if "iccp" in t:
+            c = t["iccp"]
+            handles["iccp"] = probes.start_iccp(
+                lab, c["client"], c["server"], rate=float(c["rate"]),
+                attack=bool(c["attack"]), split=str(c["split"]), port=int(c["port"]),
+                workdir=workdir / "iccp")
         yield handles
     finally:
         for h in handles.values():

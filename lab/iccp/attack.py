@@ -28,7 +28,7 @@ from typing import Any
 from inspection.iccp import IccpDecoder, IccpEvent
 from inspection.iccp.frames import iccp_dt, mms_write, spc_oper
 from lab.iccp.server import BREAKER_OPER, DOMAIN
-from lab.probes import write_report
+from lab.probes.common import write_report
 from topologies.util import die_with_parent
 
 # The real client's first two TPKTs (COTP CR, then CN SPDU / CP-type / AARQ / initiate)

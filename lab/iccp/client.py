@@ -141,6 +141,7 @@ def run_client(dst: str, port: int, rate: float, duration: float | None,
         while not should_stop() and time.monotonic() < end:
             kind, item = cycle[i % len(cycle)]
             t = time.time()
+            t_mono = time.monotonic()
             ok = True
             try:
                 if kind == "read":
@@ -158,7 +159,8 @@ def run_client(dst: str, port: int, rate: float, duration: float | None,
             else:
                 rep["ops_failed"] += 1
             if len(rep["ops"]) < MAX_OPS_KEPT:
-                rep["ops"].append([round(t, 6), kind, ok])
+                rep["ops"].append([round(t, 6), kind, ok,
+                                   round((time.monotonic() - t_mono) * 1000, 3)])
             if not ok and not client.is_connected:
                 rep["ended"] = "association-lost"
                 break

@@ -110,6 +110,19 @@ class ProbeHandle:
         except OSError:
             return "(no log)"
 
+    def signal(self, role: str, sig: int) -> bool:
+        """Send ``sig`` to the running process of ``role``; False when there is none."""
+        for p in self.procs:
+            if p.role == role and p.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.proc.send_signal(sig)
+                    return True
+        return False
+
+    def fault_applied(self, t: float) -> None:
+        """The experiment applied a fault at ``t`` (time.time()); probe kinds that act on
+        it (lab.probes.iccp) override this."""
+
     def running(self) -> bool:
         return any(p.proc.poll() is None for p in self.procs)
 
@@ -185,12 +198,15 @@ class Launch:
     ready_timeout: float = 10.0
 
 
-def start_probes(kind: str, merge: Merge, launches: Sequence[Launch],
-                 workdir: str | Path | None = None) -> ProbeHandle:
-    """Start ``launches`` in order (sinks first) under one handle whose ``stop()``
-    returns ``merge(reports by role)``; a failed start stops what already runs."""
-    h = ProbeHandle(kind, workdir)
-    h.merge = merge
+def start_probes(kind: str, merge: Merge | None, launches: Sequence[Launch],
+                 workdir: str | Path | None = None,
+                 handle: ProbeHandle | None = None) -> ProbeHandle:
+    """Start ``launches`` in order (sinks first) under one handle (``handle``, or a new
+    one) whose ``stop()`` returns ``merge(reports by role)`` (None: the handle's own);
+    a failed start stops what already runs."""
+    h = handle if handle is not None else ProbeHandle(kind, workdir)
+    if merge is not None:
+        h.merge = merge
     try:
         for la in launches:
             h.start(la.host, la.role, la.tool, la.args,

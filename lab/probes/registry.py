@@ -4,7 +4,7 @@ its ``TOOLS`` (CLI subcommands, in the order ``--help`` lists them).
 
 from __future__ import annotations
 
-from lab.probes import ping, short_tcp, tcp_sink, tcp_stream, udp
+from lab.probes import iccp, ping, short_tcp, tcp_sink, tcp_stream, udp
 from lab.probes.common import Tool
 
 TOOLS: tuple[Tool, ...] = (
@@ -13,6 +13,7 @@ TOOLS: tuple[Tool, ...] = (
     *udp.TOOLS,
     *ping.TOOLS,
     *short_tcp.TOOLS,
+    *iccp.TOOLS,
 )
 
 

@@ -94,10 +94,10 @@ def test_benign_iccp_association_survives_sigkill_of_the_primary(
     assert syns and all(t < t_kill for t in syns), (syns, t_kill)
     # every read and write it issued after the failover completed, and it kept issuing them
     ops_after = [op for op in rep["ops"] if op[0] >= t_kill]
-    reads = sum(1 for _, kind, ok in ops_after if kind == "read" and ok)
-    writes = sum(1 for _, kind, ok in ops_after if kind == "write" and ok)
+    reads = sum(1 for op in ops_after if op[1] == "read" and op[2])
+    writes = sum(1 for op in ops_after if op[1] == "write" and op[2])
     assert rep["ops_failed"] == 0, why
-    assert all(ok for _, _, ok in ops_after), ops_after
+    assert all(op[2] for op in ops_after), ops_after
     remaining = DURATION - KILL_AFTER - 1.0
     assert reads >= RATE * remaining * 2 / 3 * 0.6 and writes >= RATE * remaining / 3 * 0.6, (
         reads, writes, why)

@@ -53,7 +53,7 @@ def test_defaults_fill_an_empty_scenario() -> None:
     sc = parse_scenario({}, "empty.yaml")
     assert sc.name == "empty"
     assert sc.member_names() == ["fgt1", "fgt2"]
-    assert set(sc.traffic) == set(DEFAULTS["traffic"])
+    assert set(sc.traffic) == set(DEFAULTS["traffic"]) - {"iccp"}  # ICCP is opt-in
     assert sc.faults == ()
     assert sc.hb_detect_s() == pytest.approx(0.3)
     assert sc.advert_int() == pytest.approx(0.1)  # 3 x advert = hb budget
