@@ -176,6 +176,9 @@ def iccp_rows(iccp: dict[str, Any], end: float) -> list[dict[str, Any]]:
             "failed_after_fault": (sum(1 for op in after if not op[2])
                                    if fault_t is not None else None),
             "latency_ms": _pcts([op[3] for op in ops if len(op) > 3 and op[2]]),
+            # the failed ops: [time, kind, latency ms] (the first 20)
+            "failed_ops": [[op[0], op[1], op[3] if len(op) > 3 else None]
+                           for op in ops if not op[2]][:20],
             "inspected_after_failover": _inspected(iccp, "client"),
             "lost_bytes": None, "dup_bytes": None,
         })

@@ -1,0 +1,48 @@
+"""lab.ips_bench on a small load: every mode forwards the whole stream, the IPS really
+sits in the forwarding path (a matching signature stops the run), the state sizes and the
+sync cost of EXT_IPS."""
+
+from __future__ import annotations
+
+import pytest
+
+from inspection.ips import IpsEngine, Rule, RuleSet, parse_signature
+from lab.ips_bench import (
+    BenchError,
+    EngineInspector,
+    run_bench,
+    run_forwarding,
+    state_sizes,
+    sync_cost,
+)
+from lab.microbench import make_forwarder
+
+
+def test_every_mode_forwards_the_stream_and_the_figures_are_consistent() -> None:
+    res = run_bench(1, 0.3, sizes=(10, 100))
+    assert res["modes"] == ["plain", "ips-10", "ips-100"]
+    for m in res["modes"]:
+        assert res["mbs"][m].values[0] > 0 and res["kpps"][m].values[0] > 0
+    idle, pending = res["states"][100]
+    assert 0 < idle < pending
+    without, with_ips = res["cost"]["without"][0], res["cost"]["with"][0]
+    # the EXT_IPS TLV: a 4-byte header and the state
+    assert with_ips.record_bytes == without.record_bytes + 4 + pending
+
+
+def test_a_matching_signature_stops_the_benchmark_stream() -> None:
+    sig = parse_signature('F-SBID( --name "get"; --service HTTP; --flow from_client; '
+                          '--pattern "GET / HTTP"; )')
+    fwd = make_forwarder()
+    fwd.inspector = EngineInspector(IpsEngine(RuleSet.compile([Rule(sig, action="block")]),
+                                              iccp=None))
+    with pytest.raises(BenchError, match="forwarded"):
+        run_forwarding(fwd, 0.1, seed=1)
+
+
+def test_state_sizes_and_sync_cost() -> None:
+    idle, pending = state_sizes(10)
+    assert idle < pending < 1024
+    c = sync_cost(b"\0" * pending, count=200)
+    assert c.record_bytes == sync_cost(None, count=200).record_bytes + 4 + pending
+    assert c.encode_rps > 0 and c.decode_rps > 0
