@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from inspection.iccp import ICCP_PORT
 from lab.probes import REPO_ROOT, HostLike, probe_env
@@ -104,3 +105,47 @@ def test_benign_iccp_association_survives_sigkill_of_the_primary(
     print(f"ICCP association across SIGKILL of {primary}: {reads} reads and {writes} writes "
           f"after the kill, all completed; {rep['ops_ok']} ops in all, longest gap between "
           f"completed ops {rep['max_gap_ms']} ms")
+
+
+def _scenario_result(out: Path) -> dict[str, Any]:
+    return json.loads((out / "result.json").read_text())  # type: ignore[no-any-return]
+
+
+def test_fgcp_lab_run_ips_iccp_blocks_the_split_attack_and_keeps_the_association(
+        tmp_path: Path) -> None:
+    """``fgcp-lab run ips-iccp``: exit 0, the split breaker write blocked by the new
+    primary and logged there, the benign association intact, both inspected after the
+    failover."""
+    from lab.cli import main
+
+    assert main("run", ["ips-iccp", "--no-live", "--out", str(tmp_path)]) == 0
+    r = _scenario_result(tmp_path)
+    rows = {f["id"]: f for f in r["flows"]}
+    assoc, attack = rows["iccp-assoc"], rows["iccp-attack"]
+    new_primary = r["faults"][0]["new_primary"]
+    assert assoc["survived"] and assoc["failed"] == 0 and assoc["ops_after_fault"] > 10
+    assert attack["split_across_fault"] and attack["attack_blocked"], attack
+    assert not attack["reached_server"] and attack["logged_by"] == new_primary
+    assert any('name="ICCP.Breaker.Oper.Write"' in ln for ln in attack["logged"])
+    assert assoc["inspected_after_failover"] == attack["inspected_after_failover"] == "on"
+    assert r["expect_failures"] == []
+
+
+def test_fgcp_lab_run_ips_iccp_without_a_sensor_exits_non_zero(tmp_path: Path) -> None:
+    """The same scenario on members without an IPS sensor (sync-fgtN.conf): the split
+    write reaches the server and the run says so with a non-zero exit."""
+    from lab.cli import main
+    from lab.scenario import SCENARIO_DIR
+
+    text = (SCENARIO_DIR / "ips-iccp.yaml").read_text()
+    text = re.sub(r"topologies/configs/ips-(fgt\d)\.conf", rf"{CONFIG_DIR}/sync-\1.conf", text)
+    scenario = tmp_path / "ips-iccp-no-sensor.yaml"
+    scenario.write_text(text)
+    out = tmp_path / "out"
+    assert main("run", [str(scenario), "--no-live", "--out", str(out)]) == 1
+    r = _scenario_result(out)
+    attack = {f["id"]: f for f in r["flows"]}["iccp-attack"]
+    assert attack["reached_server"] and not attack["attack_blocked"]
+    assert attack["inspected_after_failover"] == "-" and attack["logged"] == []
+    assert any(f.startswith("iccp_attack: expected blocked, got answered")
+               for f in r["expect_failures"]), r["expect_failures"]
