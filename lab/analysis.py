@@ -404,10 +404,10 @@ def _iccp_expectations(expect: dict[str, Any], result: dict[str, Any]) -> list[s
                        f"{attack.get('outcome')})")
     want = expect.get("iccp_inspected_after_failover")
     if want is not None:
-        got = {r["id"]: r.get("inspected_after_failover") for r in result["flows"]
-               if r["kind"] in ("iccp", "iccp_attack")}
-        if not got or any(v != want for v in got.values()):
-            bad.append(f"iccp_inspected_after_failover: expected {want}, got {got}")
+        seen = {r["id"]: r.get("inspected_after_failover") for r in result["flows"]
+                if r["kind"] in ("iccp", "iccp_attack")}
+        if not seen or any(v != want for v in seen.values()):
+            bad.append(f"iccp_inspected_after_failover: expected {want}, got {seen}")
     return bad
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-from fgcp.forward import Forwarder
+from fgcp.forward import Forwarder, Out
 from fgcp.inspecthook import Verdict
 from fgcp.session import ORIG, Session
 from fgcp.syncrecord import (
@@ -106,7 +106,7 @@ class Stream:
 def build_stream(fwd: Forwarder, megabytes: float, rng: random.Random) -> Stream:
     """Frames for ``fwd`` (the server side addressed to the NAT address it picks: the
     handshake is run through ``fwd`` first)."""
-    out: list[object] = []
+    out: Out = []
     syn = tcp_frame(True, SERVER, SPORT, DPORT, ISN_C, 0, 0x02)
     fwd.handle(0, bytearray(syn), 0.0, out)
     s = next(iter(fwd.sessions))
@@ -135,7 +135,7 @@ def build_stream(fwd: Forwarder, megabytes: float, rng: random.Random) -> Stream
 def run_forwarding(fwd: Forwarder, megabytes: float, seed: int) -> tuple[float, float]:
     """(MB/s of payload, kpps of all frames) of one session through ``fwd``."""
     stream = build_stream(fwd, megabytes, random.Random(seed))
-    out: list[object] = []
+    out: Out = []
     for port, f in stream.handshake:
         fwd.handle(port, bytearray(f), 0.0, out)
     frames = [(p, bytearray(f)) for p, f in stream.data]
@@ -221,7 +221,7 @@ class Series:
 
 
 def run_bench(runs: int, megabytes: float, sizes: Sequence[int] = SIZES,
-              progress: Callable[[str], None] = lambda s: None) -> dict[str, object]:
+              progress: Callable[[str], None] = lambda s: None) -> BenchResult:
     """Every figure ``runs`` times, the modes interleaved within each run."""
     modes = ["plain", *(f"ips-{n}" for n in sizes)]
     mbs = {m: Series() for m in modes}
@@ -246,20 +246,26 @@ def run_bench(runs: int, megabytes: float, sizes: Sequence[int] = SIZES,
         progress(f"run {r + 1}/{runs}: sync records")
         cost["without"].append(sync_cost(None))
         cost["with"].append(sync_cost(bytes(pending)))
-    return {"modes": modes, "mbs": mbs, "kpps": kpps, "states": states, "cost": cost,
-            "runs": runs, "megabytes": megabytes, "pending_state": pending}
+    return BenchResult(modes, mbs, kpps, states, cost, runs, megabytes, pending)
 
 
-def render(res: dict[str, object], console: Console) -> None:
-    modes: list[str] = res["modes"]  # type: ignore[assignment]
-    mbs: dict[str, Series] = res["mbs"]  # type: ignore[assignment]
-    kpps: dict[str, Series] = res["kpps"]  # type: ignore[assignment]
-    states: dict[int, tuple[int, int]] = res["states"]  # type: ignore[assignment]
-    cost: dict[str, list[SyncCost]] = res["cost"]  # type: ignore[assignment]
-    runs = res["runs"]
+@dataclass
+class BenchResult:
+    modes: list[str]
+    mbs: dict[str, Series]        # mode -> MB/s of payload
+    kpps: dict[str, Series]       # mode -> thousand frames/s
+    states: dict[int, tuple[int, int]]  # signatures -> state bytes (idle, pending)
+    cost: dict[str, list[SyncCost]]     # "without" / "with" EXT_IPS, one per run
+    runs: int
+    megabytes: float
+    pending_state: int
+
+
+def render(res: BenchResult, console: Console) -> None:
+    modes, mbs, kpps, states, cost = res.modes, res.mbs, res.kpps, res.states, res.cost
     plain = statistics.median(mbs["plain"].values)
     t = Table(title=f"IPS through one member (in-process Forwarder, one TCP session, "
-                    f"{SEG}-byte segments, {res['megabytes']:g} MB per mode, {runs} runs: "
+                    f"{SEG}-byte segments, {res.megabytes:g} MB per mode, {res.runs} runs: "
                     "median (min-max))")
     for col in ("mode", "signatures", "MB/s", "kpps", "of plain", "state idle B",
                 "state pending B"):
@@ -274,7 +280,7 @@ def render(res: dict[str, object], console: Console) -> None:
                   str(pend) if pend is not None else "-")
     console.print(t)
     s = Table(title=f"Sync cost of IPS state (fgcp.syncrecord UPDATE of a NAT'd TCP session; "
-                    f"EXT_IPS = the {res['pending_state']}-byte pending state)")
+                    f"EXT_IPS = the {res.pending_state}-byte pending state)")
     for col in ("record", "bytes/record", "encode records/s", "decode records/s"):
         s.add_column(col, justify="left" if col == "record" else "right")
     for k, label in (("without", "without EXT_IPS"), ("with", "with EXT_IPS")):

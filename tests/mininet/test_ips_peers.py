@@ -34,9 +34,9 @@ def _popen(host: HostLike, args: list[str], log: Path) -> subprocess.Popen[bytes
                       stderr=subprocess.STDOUT)
 
 
-def iccp_local_ports(host: HostLike) -> set[int]:
-    """Local ports of ``host``'s established TCP connections to sv1:102."""
-    out = host.cmd(f"ss -tnH state established dst {SV1}:{ICCP_PORT}")  # type: ignore[attr-defined]
+def iccp_local_ports(host: Any) -> set[int]:
+    """Local ports of ``host``'s (a Mininet host's) established TCP connections to sv1:102."""
+    out = host.cmd(f"ss -tnH state established dst {SV1}:{ICCP_PORT}")
     return {int(m) for m in re.findall(r"\S+:(\d+)\s+\S+:102\b", out)}
 
 
@@ -108,7 +108,8 @@ def test_benign_iccp_association_survives_sigkill_of_the_primary(
 
 
 def _scenario_result(out: Path) -> dict[str, Any]:
-    return json.loads((out / "result.json").read_text())  # type: ignore[no-any-return]
+    data: dict[str, Any] = json.loads((out / "result.json").read_text())
+    return data
 
 
 def test_fgcp_lab_run_ips_iccp_blocks_the_split_attack_and_keeps_the_association(

@@ -20,12 +20,12 @@ from lab.microbench import make_forwarder
 
 def test_every_mode_forwards_the_stream_and_the_figures_are_consistent() -> None:
     res = run_bench(1, 0.3, sizes=(10, 100))
-    assert res["modes"] == ["plain", "ips-10", "ips-100"]
-    for m in res["modes"]:
-        assert res["mbs"][m].values[0] > 0 and res["kpps"][m].values[0] > 0
-    idle, pending = res["states"][100]
+    assert res.modes == ["plain", "ips-10", "ips-100"]
+    for m in res.modes:
+        assert res.mbs[m].values[0] > 0 and res.kpps[m].values[0] > 0
+    idle, pending = res.states[100]
     assert 0 < idle < pending
-    without, with_ips = res["cost"]["without"][0], res["cost"]["with"][0]
+    without, with_ips = res.cost["without"][0], res.cost["with"][0]
     # the EXT_IPS TLV: a 4-byte header and the state
     assert with_ips.record_bytes == without.record_bytes + 4 + pending
 
