@@ -35,7 +35,8 @@ from fgcp.syncrecord import (
     decode_records,
     encode_record,
 )
-from inspection.ips import FlowState, IpsEngine, RuleSet
+from inspection.iccp import ICCP_PORT
+from inspection.ips import FlowState, IpsEngine, Rule, RuleSet, parse_signature
 from inspection.ips.bench import signatures
 from lab.microbench import (
     CLIENT,
@@ -85,10 +86,24 @@ class EngineInspector:
         self.flows.pop(session.sid, None)
 
 
-def ips_forwarder(n: int) -> tuple[Forwarder, EngineInspector]:
-    """The bench member with an IPS of ``n`` HTTP signatures (inspection.ips.bench's)."""
-    rules = signatures(n, random.Random(n))
-    insp = EngineInspector(IpsEngine(RuleSet.compile(rules), iccp=None))
+def iccp_signatures(n: int) -> list[Rule]:
+    """``n`` ICCP signatures on control-point writes (none matches the benign stream)."""
+    return [Rule(parse_signature(
+        f'F-SBID( --name "iccp{i}"; --service ICCP; --flow from_client; '
+        f'--iccp_service write; --iccp_item "$CO$Point{i}$Oper"; )'), action="block",
+        entry_id=i + 1) for i in range(n)]
+
+
+def ips_engine(n: int, service: str) -> IpsEngine:
+    """An engine with ``n`` signatures: HTTP ones (inspection.ips.bench's) or ICCP."""
+    if service == "iccp":
+        return IpsEngine(RuleSet.compile(iccp_signatures(n)), iccp="auto")
+    return IpsEngine(RuleSet.compile(signatures(n, random.Random(n))), iccp=None)
+
+
+def ips_forwarder(n: int, service: str = "http") -> tuple[Forwarder, EngineInspector]:
+    """The bench member with an IPS of ``n`` signatures behind the inspection hook."""
+    insp = EngineInspector(ips_engine(n, service))
     fwd = make_forwarder()
     fwd.inspector = insp
     return fwd, insp
@@ -96,45 +111,73 @@ def ips_forwarder(n: int) -> tuple[Forwarder, EngineInspector]:
 
 @dataclass
 class Stream:
-    """The frames of one TCP session: handshake, request, ``megabytes`` of data."""
+    """The frames of one TCP session: handshake, then the client's data (the server's
+    ACK after every second segment)."""
 
     handshake: list[tuple[int, bytearray]]
     data: list[tuple[int, bytearray]]
     payload_bytes: int
 
 
-def build_stream(fwd: Forwarder, megabytes: float, rng: random.Random) -> Stream:
-    """Frames for ``fwd`` (the server side addressed to the NAT address it picks: the
-    handshake is run through ``fwd`` first)."""
-    out: Out = []
-    syn = tcp_frame(True, SERVER, SPORT, DPORT, ISN_C, 0, 0x02)
-    fwd.handle(0, bytearray(syn), 0.0, out)
-    s = next(iter(fwd.sessions))
-    nat_ip, nat_port = s.reply[2], s.reply[3]
-    synack = tcp_frame(False, nat_ip, DPORT, nat_port, ISN_S, ISN_C + 1, 0x12)
-    ack = tcp_frame(True, SERVER, SPORT, DPORT, ISN_C + 1, ISN_S + 1, 0x10)
+def http_chunks(megabytes: float, rng: random.Random) -> list[bytes]:
+    """An HTTP request, then ``megabytes`` of printable filler in SEG-byte segments."""
     filler = bytes(rng.randrange(32, 127) for _ in range(SEG * 32))
-    data: list[tuple[int, bytearray]] = []
-    seq = ISN_C + 1
     chunks = [REQUEST]
     total = len(REQUEST)
     while total < megabytes * 1e6:
         off = (len(chunks) * 977) % (len(filler) - SEG)
         chunks.append(filler[off:off + SEG])
         total += SEG
+    return chunks
+
+
+def iccp_chunks(megabytes: float) -> list[bytes]:
+    """The real client's COTP CR and association, then benign MMS reads of the
+    measurements and writes of the setpoint (one PDU per segment), ``megabytes`` in all."""
+    from inspection.iccp.frames import iccp_dt, mms_read, mms_write
+    from lab.iccp.attack import ASSOCIATE, COTP_CR
+    from lab.iccp.server import DOMAIN, POWER, SETPOINT
+
+    cycle = []
+    for i in range(1, 61):
+        cycle.append(iccp_dt(mms_read(i, DOMAIN, POWER)) if i % 3 else
+                     iccp_dt(mms_write(i, DOMAIN, SETPOINT, ("floating-point",
+                                                              bytes(5)))))
+    chunks = [COTP_CR, ASSOCIATE]
+    total = len(COTP_CR) + len(ASSOCIATE)
+    while total < megabytes * 1e6:
+        c = cycle[len(chunks) % len(cycle)]
+        chunks.append(c)
+        total += len(c)
+    return chunks
+
+
+def build_stream(fwd: Forwarder, chunks: Sequence[bytes], dport: int) -> Stream:
+    """Frames carrying ``chunks`` from c1 to sv1:``dport`` through ``fwd`` (the server
+    side addressed to the NAT address it picks: the SYN is run through ``fwd`` first)."""
+    out: Out = []
+    syn = tcp_frame(True, SERVER, SPORT, dport, ISN_C, 0, 0x02)
+    fwd.handle(0, bytearray(syn), 0.0, out)
+    s = next(iter(fwd.sessions))
+    nat_ip, nat_port = s.reply[2], s.reply[3]
+    synack = tcp_frame(False, nat_ip, dport, nat_port, ISN_S, ISN_C + 1, 0x12)
+    ack = tcp_frame(True, SERVER, SPORT, dport, ISN_C + 1, ISN_S + 1, 0x10)
+    data: list[tuple[int, bytearray]] = []
+    seq = ISN_C + 1
     for i, c in enumerate(chunks):
-        data.append((0, tcp_frame(True, SERVER, SPORT, DPORT, seq & 0xFFFFFFFF,
+        data.append((0, tcp_frame(True, SERVER, SPORT, dport, seq & 0xFFFFFFFF,
                                   ISN_S + 1, 0x18, c)))
         seq += len(c)
         if i % 2 == 1:
-            data.append((1, tcp_frame(False, nat_ip, DPORT, nat_port, ISN_S + 1,
+            data.append((1, tcp_frame(False, nat_ip, dport, nat_port, ISN_S + 1,
                                       seq & 0xFFFFFFFF, 0x10)))
-    return Stream([(1, synack), (0, ack)], data, total)
+    return Stream([(1, synack), (0, ack)], data, sum(len(c) for c in chunks))
 
 
-def run_forwarding(fwd: Forwarder, megabytes: float, seed: int) -> tuple[float, float]:
-    """(MB/s of payload, kpps of all frames) of one session through ``fwd``."""
-    stream = build_stream(fwd, megabytes, random.Random(seed))
+def run_forwarding(fwd: Forwarder, chunks: Sequence[bytes],
+                   dport: int = DPORT) -> tuple[float, float]:
+    """(MB/s of payload, kpps of all frames) of one session carrying ``chunks``."""
+    stream = build_stream(fwd, chunks, dport)
     out: Out = []
     for port, f in stream.handshake:
         fwd.handle(port, bytearray(f), 0.0, out)
@@ -152,19 +195,32 @@ def run_forwarding(fwd: Forwarder, megabytes: float, seed: int) -> tuple[float, 
 
 
 # -- per-session state and its sync cost ---------------------------------------------
-def state_sizes(n: int) -> tuple[int, int]:
-    """FlowState.to_bytes() length after a benign request (idle) and with a partial
-    match pending (the first content of signature 0's two-content chain seen)."""
-    rng = random.Random(n)
-    rules = signatures(n, rng)
-    eng = IpsEngine(RuleSet.compile(rules), iccp=None)
-    st = eng.new_flow("tcp", SPORT, DPORT)
+def state_sizes(n: int, service: str = "http") -> tuple[int, int]:
+    """FlowState.to_bytes() length idle (after the session's first data: an HTTP request,
+    or the ICCP association and a read) and with a partial match pending (HTTP: the first
+    content of signature 0's two-content chain seen; ICCP: the first half of the breaker
+    write, split in the middle of its item name, as lab.iccp.attack sends it)."""
+    eng = ips_engine(n, service)
+    st = eng.new_flow("tcp", SPORT, ICCP_PORT if service == "iccp" else DPORT)
     eng.inspect(st, "client", ISN_C, b"", 0.0, 0x02)
-    eng.inspect(st, "client", ISN_C + 1, REQUEST, 0.0)
+    seq = ISN_C + 1
+    if service == "iccp":
+        from inspection.iccp.frames import iccp_dt, mms_read
+        from lab.iccp.attack import ASSOCIATE, COTP_CR, breaker_write, item_split
+        from lab.iccp.server import DOMAIN, POWER
+
+        first = [COTP_CR, ASSOCIATE, iccp_dt(mms_read(1, DOMAIN, POWER))]
+        pdu = breaker_write()
+        pending = pdu[:item_split(pdu)]
+    else:
+        first = [REQUEST]
+        pending = b"xx" + signatures(n, random.Random(n))[0].signature.contents[0].data
+    for c in first:
+        eng.inspect(st, "client", seq, c, 0.0)
+        seq += len(c)
     idle = len(st.to_bytes())
-    first = rules[0].signature.contents[0].data
-    eng.inspect(st, "client", ISN_C + 1 + len(REQUEST), b"xx" + first, 0.0)
-    if not st.partial:
+    eng.inspect(st, "client", seq, pending, 0.0)
+    if service == "http" and not st.partial:
         raise BenchError("no partial match pending after the chain's first content")
     return idle, len(st.to_bytes())
 
@@ -220,71 +276,93 @@ class Series:
                f"{fmt.format(max(self.values))})"
 
 
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    traffic: str         # "http" | "iccp"
+    signatures: int      # 0: plain forwarding, no inspector
+
+    @property
+    def label(self) -> str:
+        return "forwarding only" if not self.signatures else "forwarding + IPS"
+
+
+def modes_for(sizes: Sequence[int], iccp: bool = True) -> list[Mode]:
+    out = [Mode("plain", "http", 0), *(Mode(f"ips-{n}", "http", n) for n in sizes)]
+    if iccp:
+        out += [Mode("iccp-plain", "iccp", 0), Mode("iccp-ips-10", "iccp", 10)]
+    return out
+
+
+@dataclass
+class BenchResult:
+    modes: list[Mode]
+    mbs: dict[str, Series]        # mode -> MB/s of payload
+    kpps: dict[str, Series]       # mode -> thousand frames/s
+    states: dict[str, tuple[int, int]]  # mode -> state bytes (idle, pending)
+    cost: dict[str, list[SyncCost]]     # "without" / "with" EXT_IPS, one per run
+    runs: int
+    megabytes: dict[str, float]   # traffic -> MB per mode and run
+    pending_state: int            # the EXT_IPS value of the "with" sync cost
+
+
 def run_bench(runs: int, megabytes: float, sizes: Sequence[int] = SIZES,
+              iccp_megabytes: float = 0.5,
               progress: Callable[[str], None] = lambda s: None) -> BenchResult:
     """Every figure ``runs`` times, the modes interleaved within each run."""
-    modes = ["plain", *(f"ips-{n}" for n in sizes)]
-    mbs = {m: Series() for m in modes}
-    kpps = {m: Series() for m in modes}
+    modes = modes_for(sizes, iccp_megabytes > 0)
+    mb = {"http": megabytes, "iccp": iccp_megabytes}
+    mbs = {m.name: Series() for m in modes}
+    kpps = {m.name: Series() for m in modes}
     for r in range(runs):
+        chunks = {"http": http_chunks(megabytes, random.Random(r)),
+                  "iccp": iccp_chunks(iccp_megabytes) if iccp_megabytes > 0 else []}
         for m in modes:
-            progress(f"run {r + 1}/{runs}: {m}")
-            if m == "plain":
-                a, b = run_forwarding(make_forwarder(), megabytes, seed=r)
+            progress(f"run {r + 1}/{runs}: {m.name}")
+            dport = ICCP_PORT if m.traffic == "iccp" else DPORT
+            if not m.signatures:
+                a, b = run_forwarding(make_forwarder(), chunks[m.traffic], dport)
             else:
-                fwd, insp = ips_forwarder(int(m[4:]))
-                a, b = run_forwarding(fwd, megabytes, seed=r)
+                fwd, insp = ips_forwarder(m.signatures, m.traffic)
+                a, b = run_forwarding(fwd, chunks[m.traffic], dport)
                 scanned = insp.engine.stats().get("inspected_bytes", 0)
-                if scanned < megabytes * 1e6:  # the hook really ran the engine
-                    raise BenchError(f"{m}: the engine scanned {scanned} bytes only")
-            mbs[m].values.append(a)
-            kpps[m].values.append(b)
-    states = {n: state_sizes(n) for n in sizes}
-    pending = states[max(sizes)][1]
+                if scanned < mb[m.traffic] * 1e6:  # the hook really ran the engine
+                    raise BenchError(f"{m.name}: the engine scanned {scanned} bytes only")
+            mbs[m.name].values.append(a)
+            kpps[m.name].values.append(b)
+    states = {m.name: state_sizes(m.signatures, m.traffic) for m in modes if m.signatures}
+    pending = max(p for _, p in states.values())
     cost: dict[str, list[SyncCost]] = {"without": [], "with": []}
     for r in range(runs):
         progress(f"run {r + 1}/{runs}: sync records")
         cost["without"].append(sync_cost(None))
         cost["with"].append(sync_cost(bytes(pending)))
-    return BenchResult(modes, mbs, kpps, states, cost, runs, megabytes, pending)
-
-
-@dataclass
-class BenchResult:
-    modes: list[str]
-    mbs: dict[str, Series]        # mode -> MB/s of payload
-    kpps: dict[str, Series]       # mode -> thousand frames/s
-    states: dict[int, tuple[int, int]]  # signatures -> state bytes (idle, pending)
-    cost: dict[str, list[SyncCost]]     # "without" / "with" EXT_IPS, one per run
-    runs: int
-    megabytes: float
-    pending_state: int
+    return BenchResult(modes, mbs, kpps, states, cost, runs, mb, pending)
 
 
 def render(res: BenchResult, console: Console) -> None:
-    modes, mbs, kpps, states, cost = res.modes, res.mbs, res.kpps, res.states, res.cost
-    plain = statistics.median(mbs["plain"].values)
-    t = Table(title=f"IPS through one member (in-process Forwarder, one TCP session, "
-                    f"{SEG}-byte segments, {res.megabytes:g} MB per mode, {res.runs} runs: "
-                    "median (min-max))")
-    for col in ("mode", "signatures", "MB/s", "kpps", "of plain", "state idle B",
-                "state pending B"):
-        t.add_column(col, justify="left" if col == "mode" else "right")
-    for m in modes:
-        n = 0 if m == "plain" else int(m[4:])
-        idle, pend = states.get(n, (None, None))
-        t.add_row("forwarding only" if m == "plain" else "forwarding + IPS", str(n) if n
-                  else "-", mbs[m].cell(), kpps[m].cell(),
-                  f"{statistics.median(mbs[m].values) / plain:.0%}",
-                  str(idle) if idle is not None else "-",
-                  str(pend) if pend is not None else "-")
+    t = Table(title=f"IPS through one member (in-process Forwarder, one TCP session from c1 "
+                    f"through NAT; HTTP: {SEG}-byte segments, {res.megabytes['http']:g} MB; "
+                    f"ICCP: one MMS PDU per segment, {res.megabytes['iccp']:g} MB; "
+                    f"{res.runs} runs: median (min-max))")
+    for col in ("traffic", "mode", "signatures", "MB/s", "kpps", "of plain",
+                "state idle B", "state pending B"):
+        t.add_column(col, justify="left" if col in ("traffic", "mode") else "right")
+    plain = {m.traffic: statistics.median(res.mbs[m.name].values) for m in res.modes
+             if not m.signatures}
+    for m in res.modes:
+        idle, pend = res.states.get(m.name, (None, None))
+        t.add_row(m.traffic.upper(), m.label, str(m.signatures or "-"),
+                  res.mbs[m.name].cell(), res.kpps[m.name].cell(),
+                  f"{statistics.median(res.mbs[m.name].values) / plain[m.traffic]:.0%}",
+                  "-" if idle is None else str(idle), "-" if pend is None else str(pend))
     console.print(t)
     s = Table(title=f"Sync cost of IPS state (fgcp.syncrecord UPDATE of a NAT'd TCP session; "
-                    f"EXT_IPS = the {res.pending_state}-byte pending state)")
+                    f"EXT_IPS = the largest pending state, {res.pending_state} bytes)")
     for col in ("record", "bytes/record", "encode records/s", "decode records/s"):
         s.add_column(col, justify="left" if col == "record" else "right")
     for k, label in (("without", "without EXT_IPS"), ("with", "with EXT_IPS")):
-        cs = cost[k]
+        cs = res.cost[k]
         s.add_row(label, str(cs[0].record_bytes),
                   Series([c.encode_rps for c in cs]).cell("{:,.0f}"),
                   Series([c.decode_rps for c in cs]).cell("{:,.0f}"))
@@ -295,7 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lab.ips_bench",
                                 description=(__doc__ or "").split("\n")[0])
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--mb", type=float, default=8.0, help="payload MB per mode and run")
+    p.add_argument("--mb", type=float, default=8.0, help="HTTP payload MB per mode and run")
+    p.add_argument("--iccp-mb", type=float, default=0.5,
+                   help="ICCP payload MB per mode and run (0: no ICCP modes)")
     return p
 
 
@@ -303,7 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     console = Console(width=None if sys.stdout.isatty() else 130)
     try:
-        res = run_bench(a.runs, a.mb, progress=lambda s: console.log(s))
+        res = run_bench(a.runs, a.mb, iccp_megabytes=a.iccp_mb,
+                        progress=lambda s: console.log(s))
     except BenchError as e:
         console.print(f"[bold red]ips_bench: {e}[/bold red]")
         return 1

@@ -4,12 +4,16 @@ sync cost of EXT_IPS."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from inspection.ips import IpsEngine, Rule, RuleSet, parse_signature
 from lab.ips_bench import (
     BenchError,
     EngineInspector,
+    http_chunks,
+    iccp_chunks,
     run_bench,
     run_forwarding,
     state_sizes,
@@ -19,12 +23,16 @@ from lab.microbench import make_forwarder
 
 
 def test_every_mode_forwards_the_stream_and_the_figures_are_consistent() -> None:
-    res = run_bench(1, 0.3, sizes=(10, 100))
-    assert res.modes == ["plain", "ips-10", "ips-100"]
+    res = run_bench(1, 0.3, sizes=(10, 100), iccp_megabytes=0.02)
+    assert [m.name for m in res.modes] == ["plain", "ips-10", "ips-100", "iccp-plain",
+                                           "iccp-ips-10"]
     for m in res.modes:
-        assert res.mbs[m].values[0] > 0 and res.kpps[m].values[0] > 0
-    idle, pending = res.states[100]
-    assert 0 < idle < pending
+        assert res.mbs[m.name].values[0] > 0 and res.kpps[m.name].values[0] > 0
+    for name in ("ips-100", "iccp-ips-10"):
+        idle, pending = res.states[name]
+        assert 0 < idle < pending
+    pending = res.pending_state
+    assert pending == max(p for _, p in res.states.values())
     without, with_ips = res.cost["without"][0], res.cost["with"][0]
     # the EXT_IPS TLV: a 4-byte header and the state
     assert with_ips.record_bytes == without.record_bytes + 4 + pending
@@ -37,7 +45,7 @@ def test_a_matching_signature_stops_the_benchmark_stream() -> None:
     fwd.inspector = EngineInspector(IpsEngine(RuleSet.compile([Rule(sig, action="block")]),
                                               iccp=None))
     with pytest.raises(BenchError, match="forwarded"):
-        run_forwarding(fwd, 0.1, seed=1)
+        run_forwarding(fwd, http_chunks(0.1, random.Random(1)))
 
 
 def test_state_sizes_and_sync_cost() -> None:
@@ -46,3 +54,14 @@ def test_state_sizes_and_sync_cost() -> None:
     c = sync_cost(b"\0" * pending, count=200)
     assert c.record_bytes == sync_cost(None, count=200).record_bytes + 4 + pending
     assert c.encode_rps > 0 and c.decode_rps > 0
+
+
+def test_an_iccp_signature_blocks_the_stream_through_the_decoder() -> None:
+    """The ICCP mode's engine decodes MMS: a signature on the benign writes' item stops
+    the stream (so the benign ICCP figures are of the decoder path)."""
+    sig = parse_signature('F-SBID( --name "setpoint"; --service ICCP; --flow from_client; '
+                          '--iccp_service write; --iccp_item "AnOut1"; )')
+    fwd = make_forwarder()
+    fwd.inspector = EngineInspector(IpsEngine(RuleSet.compile([Rule(sig, action="block")])))
+    with pytest.raises(BenchError, match="forwarded"):
+        run_forwarding(fwd, iccp_chunks(0.01), 102)
