@@ -1,14 +1,18 @@
-"""IPS benchmark through one member: ``python -m lab.ips_bench [--runs 3] [--mb 4]``.
+"""IPS benchmark through one member: ``python -m lab.ips_bench [--runs 3] [--mb 8]``.
 
 One in-process Forwarder (lab.microbench's member: port1 inside, port2 outside, an accept
-+ NAT policy) forwards one TCP session's frames from c1 to sv1:80 (1,448-byte segments,
-the server's ACK every second segment, checksums verified, NAT applied), plain and with
-the IPS engine (inspection.ips.IpsEngine) behind the Forwarder's inspection hook
-(fgcp.inspecthook.Inspector) with 10, 100 and 1,000 signatures, all in the same run.
-Also: the per-session IPS state (``FlowState.to_bytes()``, idle and with a partial match
-pending) and what syncing it costs (``fgcp.syncrecord`` bytes per record and records/s
-encoded and decoded, without and with an ``EXT_IPS`` value).  Figures: median of
-``--runs`` and the range over them (the machine is shared).
++ NAT policy) forwards one TCP session from c1 to sv1 (the server's ACK after every second
+segment, checksums verified, NAT applied), plain and with fgcpd's IPS adapter
+(fgcp.ipsinspector.IpsInspector running inspection.ips.IpsEngine behind the Forwarder's
+inspection hook, as fgcp.ipsmember wires it), all in the same run: HTTP in 1,448-byte
+segments with 10, 100 and 1,000 signatures (and 100 with ``ips-session-sync all``, the
+state serialized for sync on every segment), and an ICCP association (the real client's
+association bytes, then benign MMS reads and writes, one PDU per segment) through the
+ICCP decoder, whose state rides with every segment as on an ICCP policy.  Also: the
+per-session IPS state (``FlowState.to_bytes()``, idle and with a partial match pending)
+and what syncing it costs (``fgcp.syncrecord`` bytes per record and records/s encoded
+and decoded, without and with an ``EXT_IPS`` value).  Figures: median of ``--runs`` and
+the range over them (the machine is shared).
 """
 
 from __future__ import annotations
@@ -25,8 +29,8 @@ from rich.console import Console
 from rich.table import Table
 
 from fgcp.forward import Forwarder, Out
-from fgcp.inspecthook import Verdict
-from fgcp.session import ORIG, Session
+from fgcp.ipsinspector import IpsInspector
+from fgcp.model import HAConfig, IpsCustom, IpsSensor, IpsSensorEntry, MemberConfig, Policy
 from fgcp.syncrecord import (
     EXT_IPS,
     OP_UPDATE,
@@ -36,7 +40,7 @@ from fgcp.syncrecord import (
     encode_record,
 )
 from inspection.iccp import ICCP_PORT
-from inspection.ips import FlowState, IpsEngine, Rule, RuleSet, parse_signature
+from inspection.ips import IpsEngine, Rule, RuleSet, parse_signature
 from inspection.ips.bench import signatures
 from lab.microbench import (
     CLIENT,
@@ -56,34 +60,31 @@ class BenchError(RuntimeError):
     """A benchmark run did not forward what it was given."""
 
 
-class EngineInspector:
-    """The thinnest Inspector around one IpsEngine: claims every TCP session, one
-    FlowState per session, the engine's verdict mapped to the hook's."""
+def bench_config(rules: Sequence[Rule], sync_all: bool = False) -> MemberConfig:
+    """What fgcp.ipsinspector.IpsInspector reads of a member's configuration: the bench
+    member's policy 1 with IPS sensor "bench" holding ``rules`` as custom signatures
+    (as ``config ips custom`` / ``config ips sensor`` would load them)."""
+    customs = {f"s{i}": IpsCustom(tag=f"s{i}", signature=r.signature.text,
+                                  name=r.signature.name, attack_id=r.signature.attack_id,
+                                  action=r.action) for i, r in enumerate(rules)}
+    sensor = IpsSensor("bench", (IpsSensorEntry(1, rules=tuple(customs)),))
+    policy = Policy(1, srcintf=("port1",), dstintf=("port2",), srcaddr=("all",),
+                    dstaddr=("all",), service=("ALL",), action="accept", nat=True,
+                    ips_sensor="bench")
+    return MemberConfig(source="ips_bench", policies=(policy,), ips_custom=customs,
+                        ips_sensors={"bench": sensor},
+                        ha=HAConfig(ips_session_sync="all" if sync_all else "iccp"))
 
-    def __init__(self, engine: IpsEngine) -> None:
-        self.engine = engine
-        self.flows: dict[int, FlowState] = {}
 
-    def on_new(self, session: Session) -> bool:
-        if session.proto != 6:
-            return False
-        self.flows[session.sid] = self.engine.new_flow("tcp", session.orig[1],
-                                                       session.orig[3])
-        return True
-
-    def on_payload(self, session: Session, direction: int, seq: int, payload: bytes,
-                   tcp_flags: int, now: float) -> int:
-        st = self.flows.get(session.sid)
-        if st is None:
-            return Verdict.PASS
-        v = self.engine.inspect(st, "client" if direction == ORIG else "server", seq,
-                                payload, now, tcp_flags)
-        if v.forward:
-            return Verdict.PASS
-        return Verdict.RESET if v.action == "reset" else Verdict.DROP
-
-    def on_close(self, session: Session) -> None:
-        self.flows.pop(session.sid, None)
+def inspected_forwarder(rules: Sequence[Rule], sync_all: bool = False,
+                        iccp: str | None = "auto") -> tuple[Forwarder, IpsInspector]:
+    """The bench member (lab.microbench) with fgcpd's IPS adapter behind its inspection
+    hook, as fgcp.ipsmember wires it."""
+    insp = IpsInspector(bench_config(rules, sync_all), iccp=iccp)
+    fwd = make_forwarder()
+    fwd.inspector = insp
+    insp.attach(fwd)
+    return fwd, insp
 
 
 def iccp_signatures(n: int) -> list[Rule]:
@@ -94,19 +95,16 @@ def iccp_signatures(n: int) -> list[Rule]:
         entry_id=i + 1) for i in range(n)]
 
 
-def ips_engine(n: int, service: str) -> IpsEngine:
-    """An engine with ``n`` signatures: HTTP ones (inspection.ips.bench's) or ICCP."""
-    if service == "iccp":
-        return IpsEngine(RuleSet.compile(iccp_signatures(n)), iccp="auto")
-    return IpsEngine(RuleSet.compile(signatures(n, random.Random(n))), iccp=None)
+def bench_rules(n: int, service: str) -> list[Rule]:
+    """``n`` signatures: HTTP ones (inspection.ips.bench's) or ICCP ones."""
+    return iccp_signatures(n) if service == "iccp" else signatures(n, random.Random(n))
 
 
-def ips_forwarder(n: int, service: str = "http") -> tuple[Forwarder, EngineInspector]:
+def ips_forwarder(n: int, service: str = "http",
+                  sync_all: bool = False) -> tuple[Forwarder, IpsInspector]:
     """The bench member with an IPS of ``n`` signatures behind the inspection hook."""
-    insp = EngineInspector(ips_engine(n, service))
-    fwd = make_forwarder()
-    fwd.inspector = insp
-    return fwd, insp
+    return inspected_forwarder(bench_rules(n, service), sync_all,
+                               "auto" if service == "iccp" else None)
 
 
 @dataclass
@@ -200,7 +198,8 @@ def state_sizes(n: int, service: str = "http") -> tuple[int, int]:
     or the ICCP association and a read) and with a partial match pending (HTTP: the first
     content of signature 0's two-content chain seen; ICCP: the first half of the breaker
     write, split in the middle of its item name, as lab.iccp.attack sends it)."""
-    eng = ips_engine(n, service)
+    eng = IpsEngine(RuleSet.compile(bench_rules(n, service)),
+                    iccp="auto" if service == "iccp" else None)
     st = eng.new_flow("tcp", SPORT, ICCP_PORT if service == "iccp" else DPORT)
     eng.inspect(st, "client", ISN_C, b"", 0.0, 0x02)
     seq = ISN_C + 1
@@ -281,14 +280,20 @@ class Mode:
     name: str
     traffic: str         # "http" | "iccp"
     signatures: int      # 0: plain forwarding, no inspector
+    sync_all: bool = False  # ips-session-sync all: the state serialized on every segment
 
     @property
     def label(self) -> str:
-        return "forwarding only" if not self.signatures else "forwarding + IPS"
+        if not self.signatures:
+            return "forwarding only"
+        if self.sync_all or self.traffic == "iccp":
+            return "forwarding + IPS, state for sync"
+        return "forwarding + IPS"
 
 
 def modes_for(sizes: Sequence[int], iccp: bool = True) -> list[Mode]:
-    out = [Mode("plain", "http", 0), *(Mode(f"ips-{n}", "http", n) for n in sizes)]
+    out = [Mode("plain", "http", 0), *(Mode(f"ips-{n}", "http", n) for n in sizes),
+           Mode("ips-100-sync-all", "http", 100, sync_all=True)]
     if iccp:
         out += [Mode("iccp-plain", "iccp", 0), Mode("iccp-ips-10", "iccp", 10)]
     return out
@@ -323,9 +328,9 @@ def run_bench(runs: int, megabytes: float, sizes: Sequence[int] = SIZES,
             if not m.signatures:
                 a, b = run_forwarding(make_forwarder(), chunks[m.traffic], dport)
             else:
-                fwd, insp = ips_forwarder(m.signatures, m.traffic)
+                fwd, insp = ips_forwarder(m.signatures, m.traffic, m.sync_all)
                 a, b = run_forwarding(fwd, chunks[m.traffic], dport)
-                scanned = insp.engine.stats().get("inspected_bytes", 0)
+                scanned = insp.counters["ips_bytes"]
                 if scanned < mb[m.traffic] * 1e6:  # the hook really ran the engine
                     raise BenchError(f"{m.name}: the engine scanned {scanned} bytes only")
             mbs[m.name].values.append(a)

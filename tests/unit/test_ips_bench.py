@@ -8,24 +8,23 @@ import random
 
 import pytest
 
-from inspection.ips import IpsEngine, Rule, RuleSet, parse_signature
+from inspection.ips import Rule, parse_signature
 from lab.ips_bench import (
     BenchError,
-    EngineInspector,
     http_chunks,
     iccp_chunks,
+    inspected_forwarder,
     run_bench,
     run_forwarding,
     state_sizes,
     sync_cost,
 )
-from lab.microbench import make_forwarder
 
 
 def test_every_mode_forwards_the_stream_and_the_figures_are_consistent() -> None:
     res = run_bench(1, 0.3, sizes=(10, 100), iccp_megabytes=0.02)
-    assert [m.name for m in res.modes] == ["plain", "ips-10", "ips-100", "iccp-plain",
-                                           "iccp-ips-10"]
+    assert [m.name for m in res.modes] == ["plain", "ips-10", "ips-100", "ips-100-sync-all",
+                                           "iccp-plain", "iccp-ips-10"]
     for m in res.modes:
         assert res.mbs[m.name].values[0] > 0 and res.kpps[m.name].values[0] > 0
     for name in ("ips-100", "iccp-ips-10"):
@@ -41,11 +40,10 @@ def test_every_mode_forwards_the_stream_and_the_figures_are_consistent() -> None
 def test_a_matching_signature_stops_the_benchmark_stream() -> None:
     sig = parse_signature('F-SBID( --name "get"; --service HTTP; --flow from_client; '
                           '--pattern "GET / HTTP"; )')
-    fwd = make_forwarder()
-    fwd.inspector = EngineInspector(IpsEngine(RuleSet.compile([Rule(sig, action="block")]),
-                                              iccp=None))
+    fwd, insp = inspected_forwarder([Rule(sig, action="block")], iccp=None)
     with pytest.raises(BenchError, match="forwarded"):
         run_forwarding(fwd, http_chunks(0.1, random.Random(1)))
+    assert insp.counters["ips_blocked"] == 1
 
 
 def test_state_sizes_and_sync_cost() -> None:
@@ -61,7 +59,8 @@ def test_an_iccp_signature_blocks_the_stream_through_the_decoder() -> None:
     the stream (so the benign ICCP figures are of the decoder path)."""
     sig = parse_signature('F-SBID( --name "setpoint"; --service ICCP; --flow from_client; '
                           '--iccp_service write; --iccp_item "AnOut1"; )')
-    fwd = make_forwarder()
-    fwd.inspector = EngineInspector(IpsEngine(RuleSet.compile([Rule(sig, action="block")])))
+    fwd, insp = inspected_forwarder([Rule(sig, action="block")])
     with pytest.raises(BenchError, match="forwarded"):
         run_forwarding(fwd, iccp_chunks(0.01), 102)
+    assert insp.counters["ips_blocked"] == 1 and "name=\"setpoint\" action=block" in \
+        insp.render_anomalies()
