@@ -42,6 +42,7 @@ from fgcp.syncrecord import (
 from inspection.iccp import ICCP_PORT
 from inspection.ips import IpsEngine, Rule, RuleSet, parse_signature
 from inspection.ips.bench import signatures
+from lab.benchkit import BenchError
 from lab.microbench import (
     CLIENT,
     SERVER,
@@ -54,10 +55,6 @@ SEG = 1448
 SPORT, DPORT = 40001, 80
 ISN_C, ISN_S = 1000, 500000
 REQUEST = b"GET / HTTP/1.1\r\nHost: sv1\r\n\r\n"
-
-
-class BenchError(RuntimeError):
-    """A benchmark run did not forward what it was given."""
 
 
 def bench_config(rules: Sequence[Rule], sync_all: bool = False) -> MemberConfig:
