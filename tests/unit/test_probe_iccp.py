@@ -22,7 +22,7 @@ def _free_port() -> int:
 
 def _block(lport: int, port: int = 102, extra: str = "") -> str:
     return (f"session info: proto=6 proto_state=01 duration=3 expire=3597 timeout=3600\n"
-            f"state=may_dirty synced{extra}\n"
+            f"state=may_dirty synced\n{extra}"
             f"hook=post dir=org act=snat 198.51.100.10:{lport}->{SV1}:{port}"
             f"(203.0.113.1:{lport})\n"
             f"hook=pre dir=reply act=dnat {SV1}:{port}->203.0.113.1:{lport}"
@@ -31,8 +31,8 @@ def _block(lport: int, port: int = 102, extra: str = "") -> str:
 
 
 def test_session_ips_field_per_session() -> None:
-    listing = "\n\n".join([_block(40001, extra=" ips=on"), _block(40002),
-                           _block(40003, extra=" ips=uninspected"), _block(40001, 8080),
+    listing = "\n\n".join([_block(40001, extra="ips=on\n"), _block(40002),
+                           _block(40003, extra="ips=uninspected\n"), _block(40001, 8080),
                            "total session 4"]) + "\n"
     assert session_ips(listing, SV1, 102, 40001) == "on"
     assert session_ips(listing, SV1, 102, 40002) == "-"          # the field is absent

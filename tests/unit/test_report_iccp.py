@@ -136,3 +136,18 @@ def test_scenario_iccp_defaults() -> None:
     sc = parse_scenario({"traffic": {"iccp": True}}, "x.yaml")
     assert sc.traffic["iccp"] == {"rate": 5.0, "attack": True, "split": "item",
                                   "client": "c1", "server": "sv1", "port": 102}
+
+
+def test_shipped_ips_iccp_scenario_loads() -> None:
+    """lab/scenarios/ips-iccp.yaml: the IPS members, the ICCP probe with the attack, and
+    the expectations that make `fgcp-lab run ips-iccp` exit non-zero."""
+    from lab.scenario import load_scenario
+
+    sc = load_scenario("ips-iccp")
+    assert [m.source.rsplit("/", 1)[-1] for m in sc.members] == ["ips-fgt1.conf",
+                                                                  "ips-fgt2.conf"]
+    assert all('set ips-sensor "iccp-ot"' in m.text for m in sc.members) and sc.pickup
+    assert sc.traffic["iccp"]["attack"] is True and sc.traffic["iccp"]["port"] == 102
+    assert [f.kind for f in sc.faults] == ["kill-primary"]
+    assert sc.expect["iccp_association"] == "survived"
+    assert sc.expect["iccp_attack"] == "blocked"
