@@ -18,7 +18,7 @@ from typing import Protocol
 
 PRIMARY_ALIAS = "primary"  # names the current primary in every member argument
 SYNC_ROLE = re.compile(r"role: (?:primary \(sender\)|secondary \(receiver\)) serial=\S+ "
-                       r"sessions=(\d+)")
+                       r"(?:\w+=\S+ )*sessions=(\d+)")
 SESSION_COUNT = re.compile(r"session_count=(\d+)")
 WATCH_DEFAULT_S = 10.0
 WATCH_INTERVAL_S = 1.0

@@ -273,3 +273,11 @@ def test_live_watch_renders_every_frame(capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert "cluster +1.0 s" in out and "fgt1" in out and "primary" in out
     assert "stopped" in out
+
+
+def test_parse_synced_reads_the_sync_diag_with_its_epoch_field() -> None:
+    # the line as fgcp.syncdiag renders it since session sync carries an epoch
+    text = ("sync: create=3, update=0, delete=0\n"
+            "  role: secondary (receiver) serial=FGT2 epoch=00000000deadbeef sessions=7\n")
+    assert parse_synced(text) == 7
+    assert parse_synced("  role: primary (sender) serial=FGT1 sessions=2\n") == 2
