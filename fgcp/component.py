@@ -41,6 +41,9 @@ class ComponentError(DaemonError):
 
 
 SessionEvent = Callable[[str, Session], None]  # (kind: "add" | "state" | "remove", session)
+# kind "state-now" (the IPS adapter): as "state", and session sync sends the update at once,
+# before the segment whose inspection changed it is forwarded (docs/ips.md "HA")
+STATE_NOW = "state-now"
 
 
 class ForwardingPlane(Protocol):

@@ -12,7 +12,8 @@ time it changes (every data segment) the adapter refreshes it and tells the sync
 through the forwarder's ``on_session_event("state", s)`` (``attach``), so the update
 goes out with the session's sync stream.  On the member that installs a synced session
 (``SYNCED``), a session with that state resumes at the exact byte (``ips_resumed``,
-ordinary reassembly from there: segments lost in the outage are waited for);
+the engine's ``resume``: segments lost in the outage are waited for, data beyond a
+gap nobody fills is never passed, such a gap resets the session);
 another flow-inspected one is forwarded uninspected (``ips_uninspected``,
 ``ips=uninspected`` in ``diagnose sys session list``).
 """
@@ -25,6 +26,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from fgcp.component import STATE_NOW
 from fgcp.config.ips import sensor_rules
 from fgcp.inspecthook import Verdict
 from fgcp.model import MemberConfig
@@ -133,7 +135,7 @@ class IpsInspector:
             return False
         c = self.counters
         if session.flags & SYNCED:  # installed by session sync at a takeover
-            st = self._restore(session)
+            st = self._restore(session, eng)
             self.flows[session.sid] = (eng, st)
             if st is None:
                 c["ips_uninspected"] += 1
@@ -175,7 +177,7 @@ class IpsInspector:
                 c["ips_state_oversize"] += 1
                 return _VERDICTS.get(v.action, Verdict.DROP)
             session.ext[EXT_IPS] = blob
-            self._announce(session)
+            self._announce(session, STATE_NOW)  # on the sync link before this segment leaves
         elif session.ext.pop(EXT_IPS, None) is not None:
             self._announce(session)  # recognised as not ICCP: the state stops riding
         return _VERDICTS.get(v.action, Verdict.DROP)
@@ -191,34 +193,27 @@ class IpsInspector:
             return False  # proxy sessions are never synced
         return self.sync_all or st.service in (None, "ICCP")
 
-    def _restore(self, s: Session) -> FlowState | None:
+    def _restore(self, s: Session, eng: IpsEngine) -> FlowState | None:
         if s.inspection != "flow":
             return None
         blob = s.ext.get(EXT_IPS)
         if blob is None:
             return None
         try:
-            st = FlowState.from_bytes(blob)
+            st = eng.resume(blob)  # the engine's resume semantics (docs/ips.md "HA")
         except StateError:
             self.counters["ips_anomalies"] += 1
             return None
         if not (self.sync_all or st.service in (None, "ICCP")):
             return None
-        for d in st.dirs:
-            # Normal reassembly from the restored position, not the engine's skip-at-once:
-            # data sent during the outage is lost and retransmitted after later segments,
-            # which are held (and forwarded) until it fills the gap, so the stream is
-            # inspected in order; bytes the old primary forwarded after its last update
-            # are never resent: that gap is skipped after gap_timeout (docs/ips.md "HA").
-            d.restored = False
         return st
 
-    def _announce(self, s: Session) -> None:
+    def _announce(self, s: Session, kind: str = "state") -> None:
         fwd = self._fwd
         cb = fwd.on_session_event if fwd is not None else None
         if cb is not None:
             self.counters["ips_state_syncs"] += 1
-            cb("state", s)
+            cb(kind, s)
 
     # -- events and diagnostics -------------------------------------------------------
     def _record(self, s: Session, st: FlowState, events: Iterable[AttackEvent]) -> None:

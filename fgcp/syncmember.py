@@ -19,6 +19,7 @@ TCP sessions older than the delay are synced) never changes.  Read once at open.
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import heapq
 import logging
@@ -29,7 +30,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 from fgcp import diag
-from fgcp.component import ComponentError, ForwardingPlane, Host, SyncCompleteListener
+from fgcp.component import (
+    STATE_NOW,
+    ComponentError,
+    ForwardingPlane,
+    Host,
+    SyncCompleteListener,
+)
 from fgcp.freshness import MAX_MEMBERS, FreshnessSource
 from fgcp.hakeys import derive_sync_key
 from fgcp.model import HAConfig
@@ -445,11 +452,28 @@ class SyncMember:
     # ------------------------------------------------------------ sender feed
 
     def _on_session_event(self, kind: str, s: Session) -> None:
+        now_kind = kind == STATE_NOW
+        if now_kind:
+            kind = "state"
         if self._prev_event is not None:
             self._prev_event(kind, s)
         if self.sender is None:
             return
-        self._offer(s, self.clock(), kind)
+        now = self.clock()
+        self._offer(s, now, kind)
+        if now_kind and self._work:
+            self._flush_now(now)
+
+    def _flush_now(self, now: float) -> None:
+        """Send the waiting live records now, not after the flush delay (STATE_NOW)."""
+        tx = self.sender
+        assert tx is not None
+        t = tx.tuning
+        tx.tuning = dataclasses.replace(t, flush_delay=0.0)
+        try:
+            self._send(tx.poll(now))
+        finally:
+            tx.tuning = t
 
     def _offer(self, s: Session, now: float, kind: str) -> None:
         tx = self.sender

@@ -7,6 +7,7 @@ forwarding plane calls; the subset of F-SBID it supports is in docs/ips.md.
 from inspection.ips.engine import COUNTERS, AttackEvent, IpsEngine, Verdict
 from inspection.ips.reassembly import (
     GAP_SKIPPED,
+    GAP_UNRECOVERABLE,
     OVERLAP_CHANGED,
     REASSEMBLY_OVERFLOW,
     TCP_FIN,
@@ -17,7 +18,7 @@ from inspection.ips.signature import Signature, SignatureError, parse_signature
 from inspection.ips.state import FlowState, StateError
 
 __all__ = [
-    "COUNTERS", "GAP_SKIPPED", "OVERLAP_CHANGED", "REASSEMBLY_OVERFLOW", "TCP_FIN", "TCP_SYN", "AttackEvent",
+    "COUNTERS", "GAP_SKIPPED", "GAP_UNRECOVERABLE", "OVERLAP_CHANGED", "REASSEMBLY_OVERFLOW", "TCP_FIN", "TCP_SYN", "AttackEvent",
     "FlowState", "IpsEngine", "Rule", "RuleSet", "RuleSetError", "Signature",
     "SignatureError", "StateError", "Verdict", "parse_signature",
 ]

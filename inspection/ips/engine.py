@@ -12,14 +12,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspection.ips.matcher import full_mask, iccp_matches, scan_chunk
-from inspection.ips.reassembly import GAP_SKIPPED, GAP_TIMEOUT, REASSEMBLY_OVERFLOW, accept
+from inspection.ips.reassembly import (
+    GAP_SKIPPED,
+    GAP_TIMEOUT,
+    GAP_UNRECOVERABLE,
+    REASSEMBLY_OVERFLOW,
+    accept,
+)
 from inspection.ips.ruleset import ACTION_RANK, RuleSet
 from inspection.ips.services import HEAD_MAX, detect_service
 from inspection.ips.state import DIRECTIONS, FlowState, Progress
 
 COUNTERS = ("packets", "bytes", "inspected_packets", "inspected_bytes", "matches", "detections", "monitors",
             "blocks", "resets", "blocked_packets", "dropped_packets", "reassembly_drops",
-            "out_of_order", "retransmits", "gaps_skipped", "orphan_bytes", "anomalies", "iccp_events", "iccp_anomalies",
+            "out_of_order", "retransmits", "gaps_skipped", "withheld", "gaps_unrecoverable", "resumed",
+            "orphan_bytes", "anomalies", "iccp_events", "iccp_anomalies",
             "state_mismatch", "state_errors")
 
 
@@ -61,7 +68,8 @@ class IpsEngine:
     """One member's IPS: a compiled ``RuleSet`` plus counters; per-session state is separate."""
 
     def __init__(self, ruleset: RuleSet, iccp: Any = "auto", max_segments: int = 64,
-                 max_pending_bytes: int = 65536, gap_timeout: float = GAP_TIMEOUT) -> None:
+                 max_pending_bytes: int = 65536, gap_timeout: float = GAP_TIMEOUT,
+                 gap_action: str = "reset") -> None:
         self.ruleset = ruleset
         self.iccp = _load_iccp() if iccp == "auto" else iccp  # the inspection.iccp API
         if self.iccp is not None and ruleset.has_iccp and hasattr(self.iccp, "preload"):
@@ -69,11 +77,31 @@ class IpsEngine:
         self.max_segments = max_segments
         self.max_pending_bytes = max_pending_bytes
         self.gap_timeout = gap_timeout
+        if gap_action not in ACTION_RANK:
+            raise ValueError(f"gap action {gap_action!r} not in {tuple(ACTION_RANK)}")
+        self.gap_action = gap_action  # a resumed stream's gap nobody fills: fail closed
         self.counters: Counter[str] = Counter({k: 0 for k in COUNTERS})
 
     def new_flow(self, proto: str, sport: int, dport: int) -> FlowState:
         """Fresh state of a session (proto "tcp" | "udp" | "icmp", client/server ports)."""
         return FlowState(proto, sport, dport, self.ruleset.fingerprint)
+
+    def resume(self, blob: bytes) -> FlowState:
+        """The state another member synced (``FlowState.to_bytes``), to go on inspecting
+        here; raises ``StateError`` on a bad blob.
+
+        Its directions are ``restored`` for the rest of the session (docs/ips.md "HA"):
+        the other member may have forwarded bytes after the state it synced, which the
+        receiver holds and this member never sees.  So data beyond a gap is never
+        passed (a verdict ``drop``: the sender retransmits it after the filler), bytes
+        lost in the outage are simply waited for (their retransmission fills the gap
+        and the stream is inspected in order), and a gap still open ``gap_timeout``
+        after its first withheld segment is unrecoverable: the session gets
+        ``gap_action`` (default ``reset``) with the event ``GAP_UNRECOVERABLE``.
+        """
+        st = FlowState.from_bytes(blob)
+        self.counters["resumed"] += 1
+        return st
 
     def _applicable(self, st: FlowState, direction: str) -> frozenset[int]:
         cached = st.applicable.get(direction)
@@ -155,6 +183,14 @@ class IpsEngine:
                 events.append(AttackEvent("anomaly", REASSEMBLY_OVERFLOW, None, "low", direction,
                                           d.offset, "drop", 0, now))
                 action = "drop"
+            if acc.withheld:
+                c["withheld"] += 1
+                action = "drop"
+            if acc.unrecoverable is not None:
+                c["gaps_unrecoverable"] += 1
+                events.append(AttackEvent("anomaly", GAP_UNRECOVERABLE, None, "high", direction,
+                                          acc.unrecoverable[0], self.gap_action, 0, now))
+                action = max(action, self.gap_action, key=ACTION_RANK.__getitem__)
             if acc.gap is not None:
                 c["gaps_skipped"] += 1
                 events.append(AttackEvent("anomaly", GAP_SKIPPED, None, "low", direction,

@@ -19,6 +19,7 @@ MAX_AHEAD = 1 << 20  # a segment starting further than this past the next byte i
 OVERLAP_CHANGED = "overlap with different data"
 REASSEMBLY_OVERFLOW = "reassembly buffer full"
 GAP_SKIPPED = "stream gap skipped"
+GAP_UNRECOVERABLE = "stream gap unrecoverable"
 GAP_TIMEOUT = 2.0  # seconds a gap may stay open while later data is held
 
 
@@ -33,6 +34,8 @@ class Accepted:
     held: bool = False  # out of order, held for later
     gap: tuple[int, int] | None = None  # GAP_SKIPPED: stream offsets never seen here
     orphan: bytes = b""  # late bytes of a skipped gap: scan them on their own
+    withheld: bool = False  # restored direction, beyond a gap: neither held nor forwarded
+    unrecoverable: tuple[int, int] | None = None  # GAP_UNRECOVERABLE: fail the session closed
 
 
 def seq_diff(a: int, b: int) -> int:
@@ -78,8 +81,12 @@ def accept(d: DirState, seq: int, payload: bytes, flags: int, max_segments: int,
            max_bytes: int, now: float = 0.0, gap_timeout: float = GAP_TIMEOUT) -> Accepted:
     """Take one TCP segment of direction ``d``; never raises.
 
-    A gap is skipped (``Accepted.gap``) on the first data after a restore (the old
-    member saw bytes this one did not) or when it stayed open ``gap_timeout``.
+    A gap is skipped (``Accepted.gap``) when it stayed open ``gap_timeout`` while
+    later data was held.  A restored direction (``DirState.restored``: resumed from
+    another member's state, which may have forwarded bytes this one never saw) never
+    holds or passes data beyond a gap (``Accepted.withheld``: drop it, the sender
+    retransmits it after the filler) and never skips one: a gap still open
+    ``gap_timeout`` after the first withheld segment is ``Accepted.unrecoverable``.
     """
     res = Accepted()
     if flags & TCP_SYN:
@@ -91,7 +98,6 @@ def accept(d: DirState, seq: int, payload: bytes, flags: int, max_segments: int,
     if not d.init:  # mid-stream pick-up: the first data byte seen starts the stream
         d.init, d.next_seq = True, seq % SEQ_MOD
     rel = seq_diff(seq, d.next_seq)
-    restored, d.restored = d.restored, False
     if rel < 0:  # (partly) already delivered: compare, then keep only the new part
         old = payload[:-rel]
         lo = d.offset + rel
@@ -105,7 +111,20 @@ def accept(d: DirState, seq: int, payload: bytes, flags: int, max_segments: int,
             res.retransmit = True
             return res
     timed_out = d.gap_since is not None and now - d.gap_since >= gap_timeout
-    if rel > 0 and (restored or timed_out):
+    if rel > 0 and d.restored:
+        # The receiver may already hold the gap's bytes (the old member forwarded them
+        # after its last sync): forwarding or holding this segment could complete, at the
+        # receiver, a stream this member never inspected.  Only a filler may pass.
+        if rel > MAX_AHEAD:
+            res.dropped = True
+            return res
+        if d.gap_since is None:
+            d.gap_since = now
+        elif timed_out:
+            res.unrecoverable = (d.offset, d.offset + rel)
+        res.withheld = True
+        return res
+    if rel > 0 and timed_out:
         gap_end = min([d.offset + rel] + [ps for ps, _ in d.pending[:1]])
         res.gap = d.skipped = (d.offset, gap_end)
         d.next_seq = (d.next_seq + gap_end - d.offset) % SEQ_MOD

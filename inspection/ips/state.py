@@ -47,7 +47,8 @@ class DirState:
     skipped: tuple[int, int] | None = None  # last stream gap skipped (offsets)
     decoder: object | None = None  # live IccpDecoder (not serialized as such)
     gap_since: float | None = None  # when the held gap opened (local clock, not synced)
-    restored: bool = False  # made by from_bytes: skip a gap on the first data segment
+    restored: bool = False  # resumed by from_bytes: strict gaps for the session's life
+    # (reassembly.accept: data beyond a gap is withheld, an unfilled gap fails closed)
 
     @property
     def pending_bytes(self) -> int:

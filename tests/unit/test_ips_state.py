@@ -101,33 +101,96 @@ def test_truncated_real_blob_raises_state_error():
             FlowState.from_bytes(blob[:n])
 
 
-def test_lagging_state_skips_the_gap_and_keeps_inspecting():
-    """The old primary forwarded bytes after its last sync: the new one never sees them."""
-    from inspection.ips.reassembly import GAP_SKIPPED
-    eng = engine(sig('--pattern "START"; --pattern "EVIL"; --distance 10; --within 40;'))
-    tcp = Tcp(eng)
-    assert tcp.send(b"GET /START HTTP/1.0\r\n").action == "pass"
-    blob = tcp.st.to_bytes()  # last sync
-    tcp.send(b"X-Lost: 123456\r\n")  # passes the old primary only
-    new = Tcp(engine(sig('--pattern "START"; --pattern "EVIL"; --distance 10; --within 40;')),
-              st=FlowState.from_bytes(blob))
+def _lagging(eng_rules, first: bytes, lost: bytes):
+    """The old primary synced after ``first``, then forwarded ``lost`` (inspected there,
+    acknowledged by the receiver, never synced): the new primary resumes the old state."""
+    tcp = Tcp(engine(*eng_rules))
+    tcp.send(first)
+    blob = tcp.st.to_bytes()  # the last sync update that reached the new primary
+    tcp.lost_verdict = tcp.send(lost)  # passes the old primary only (unless it blocks it)
+    new_eng = engine(*eng_rules)
+    new = Tcp(new_eng, st=new_eng.resume(blob))
     new.seq = dict(tcp.seq)
-    v = new.send(b"X: EVIL\r\n")
-    assert [(e.kind, e.name) for e in v.events] == [("anomaly", GAP_SKIPPED), ("signature", "t")]
-    assert v.action == "block"  # the chain kept its offsets across the 16 skipped bytes
-    assert new.eng.stats()["gaps_skipped"] == 1
+    return tcp, new
 
 
-def test_lagging_state_does_not_stall_a_benign_session():
+def test_lagging_state_never_passes_data_beyond_the_unsynced_bytes():
+    """An attack split exactly where the old primary's last update ends: its middle passed
+    the old primary after the update (the receiver holds it), the rest reaches the new
+    primary.  At every split of that middle, the rest is withheld (verdict drop: nothing
+    beyond the gap reaches the receiver) and, the gap never filling, the session is reset
+    after gap_timeout with a logged event: the attack never completes at the receiver."""
+    from inspection.ips import GAP_UNRECOVERABLE
+    rules = (sig('--pattern "cmd.exe"; --no_case; --pattern "/c"; --distance 1; --within 4;',
+                 name="IIS_Traversal"),)
+    start = ATTACK.find(b"CMD")
+    tested = 0
+    for i in range(start, start + 12):
+        for j in range(i + 1, start + 13):
+            old, new = _lagging(rules, ATTACK[:i], ATTACK[i:j])
+            if old.lost_verdict.action == "block":  # complete in the middle: never forwarded
+                continue
+            tested += 1
+            rest = ATTACK[j:]
+            verdicts = [new.eng.inspect(new.st, "client", new.seq["client"], rest, t)
+                        for t in (0.0, 0.2, 0.6, 1.4, 3.0)]  # the sender's retransmissions
+            assert [v.action for v in verdicts] == ["drop"] * 4 + ["reset"], (i, j)
+            assert [(e.kind, e.name, e.action) for e in verdicts[-1].events] == [
+                ("anomaly", GAP_UNRECOVERABLE, "reset")], (i, j)
+            assert verdicts[-1].events[0].offset == i  # the first byte never seen here
+            assert new.st.blocked == "reset"
+            stats = new.eng.stats()
+            assert (stats["withheld"], stats["gaps_unrecoverable"], stats["gaps_skipped"],
+                    stats["resumed"]) == (5, 1, 0, 1)
+            assert old.eng.stats()["detections"] == 0  # the old primary saw no attack either
+    assert tested >= 40  # splits where the middle alone does not complete the attack
+
+
+def test_lagging_state_gap_event_names_the_unseen_bytes():
+    from inspection.ips import GAP_UNRECOVERABLE
+    _old, new = _lagging(RULES, b"GET / HTTP/1.0\r\n", b"X-Lost: 1\r\n")
+    new.eng.inspect(new.st, "client", new.seq["client"], b"X: 2\r\n", 1.0)
+    v = new.eng.inspect(new.st, "client", new.seq["client"], b"X: 2\r\n", 3.0)
+    ev = v.events[0]
+    assert (ev.name, ev.offset, ev.direction, ev.severity) == (GAP_UNRECOVERABLE, 16, "client",
+                                                               "high")
+
+
+def test_lagging_state_retransmitted_middle_fills_the_gap_and_is_inspected():
+    """The receiver never got the middle (lost in the outage): the sender retransmits it
+    after the rest, which was withheld; the filler passes, the rest (retransmitted again)
+    completes the attack on the new primary, which blocks it there."""
+    rules = (sig('--pattern "cmd.exe"; --no_case; --pattern "/c"; --distance 1; --within 4;',
+                 name="IIS_Traversal"),)
+    i = ATTACK.find(b"CMD") + 2
+    j = i + 5
+    tcp = Tcp(engine(*rules))
+    tcp.send(ATTACK[:i])
+    blob = tcp.st.to_bytes()
+    new_eng = engine(*rules)
+    new = Tcp(new_eng, st=new_eng.resume(blob))
+    new.seq = dict(tcp.seq)
+    base = new.seq["client"]
+    assert new_eng.inspect(new.st, "client", base + j - i, ATTACK[j:], 0.1).action == "drop"
+    assert new_eng.inspect(new.st, "client", base, ATTACK[i:j], 0.3).action == "pass"
+    v = new_eng.inspect(new.st, "client", base + j - i, ATTACK[j:], 0.5)
+    assert v.action == "block" and [e.name for e in v.events] == ["IIS_Traversal"]
+
+
+def test_lagging_state_does_not_stall_a_benign_session_that_catches_up():
+    """Bytes lost in the outage, retransmitted: the benign session goes on, nothing reset."""
     eng = engine(*RULES)
     tcp = Tcp(eng)
     tcp.send(b"GET / HTTP/1.0\r\n")
     blob = tcp.st.to_bytes()
-    tcp.send(b"A" * 500)
-    new = Tcp(engine(*RULES), st=FlowState.from_bytes(blob))
+    new_eng = engine(*RULES)
+    new = Tcp(new_eng, st=new_eng.resume(blob))
     new.seq = dict(tcp.seq)
+    assert new_eng.inspect(new.st, "client", new.seq["client"] + 500, b"B" * 100,
+                           0.1).action == "drop"
+    assert new.send(b"A" * 500).action == "pass"  # the retransmitted filler
     assert [new.send(b"B" * 100).action for _ in range(100)] == ["pass"] * 100
-    assert new.st.dirs[0].pending == [] and new.st.dirs[0].offset == 16 + 500 + 10000
+    assert new.st.blocked is None and new.st.dirs[0].offset == 16 + 500 + 10000
 
 
 def test_partial_tells_when_a_sync_update_matters():

@@ -129,3 +129,29 @@ def test_http_session_synced_without_state_forwarded_uninspected_after_takeover(
                           diag.DiagState(cfg=b.cfg, forwarder=b.fwd, now=pair.now))
     assert "\nips=uninspected\n" in listing
     assert b.inspector.stats()["ips_uninspected"] == 1
+
+
+def test_iccp_state_leaves_on_the_sync_link_before_the_segment_it_covers() -> None:
+    """The old primary forwards the middle of the split write and dies at once (no tick,
+    no flush timer): the update with the state after the middle is already on the wire
+    (sent before the segment was forwarded), so the new primary resumes after the middle
+    and blocks the rest as the continuation: nothing withheld, no gap."""
+    pair = Pair()
+    a, b = pair.daemons
+    pair.takeover(0)
+    pair.run(0.2)
+    stream, cut = iccp_attack()
+    mid = cut + 3
+    s, _ = handshake(a.fwd, 102)
+    data(a.fwd, 102, 1001, stream[:cut])
+    pair.run(0.05)
+    assert len(data(a.fwd, 102, 1001 + cut, stream[cut:mid], now=pair.now)) == 1  # forwarded
+    pair.kill(0)  # SIGKILL right after forwarding: no on_tick of the old primary
+    pair.run(0.05)  # the secondary reads what is on the wire
+    rx = pair.members[1].receiver
+    assert rx is not None
+    assert FlowState.from_bytes(dict(rx.table[s.orig_key].ext)[EXT_IPS]).dirs[0].offset == mid
+    pair.takeover(1)
+    assert data(b.fwd, 102, 1001 + mid, stream[mid:], now=pair.now) == []
+    st = b.inspector.stats()
+    assert (st["ips_blocked"], st["ips.withheld"], st["ips.gaps_unrecoverable"]) == (1, 0, 0)

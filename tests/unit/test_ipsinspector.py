@@ -16,6 +16,7 @@ from typing import Any
 from scapy.layers.inet import TCP
 
 from fgcp import diag
+from fgcp.component import STATE_NOW
 from fgcp.config import parse_config
 from fgcp.forward import Forwarder
 from fgcp.ipsinspector import IpsInspector, event_line
@@ -171,7 +172,7 @@ def test_iccp_state_rides_every_update_non_iccp_state_stops_riding() -> None:
     s, _ = handshake(fwd, 102)
     assert ev.seen[0][0] == "add" and ev.seen[0][1] is not None  # undecided: carried
     one(data(fwd, 102, 1001, stream[:cut]))
-    assert ev.seen[-1][0] == "state" and ev.seen[-1][1] == s.ext[EXT_IPS]
+    assert ev.seen[-1][0] == STATE_NOW and ev.seen[-1][1] == s.ext[EXT_IPS]
     st = FlowState.from_bytes(s.ext[EXT_IPS])
     assert st.service == "ICCP" and st.dirs[0].offset == cut and st.dirs[0].next_seq == 1001 + cut
     fwd2, insp2, ev2 = member(ips_cfg())
@@ -287,24 +288,37 @@ def test_event_line_of_an_anomaly_without_attack_id() -> None:
 
 def test_after_takeover_segments_lost_in_the_outage_are_waited_for_not_skipped() -> None:
     """The middle of a split attack sent during the outage (lost), the rest reaches the new
-    primary first: held and forwarded, the retransmitted middle fills the gap and is the
-    segment blocked; a gap nobody fills is skipped after gap_timeout (2 s)."""
+    primary first: withheld (not forwarded: the receiver may hold bytes this member never
+    saw), the retransmitted middle fills the gap and passes, the rest retransmitted again
+    completes the attack on the new primary, which blocks it."""
     first, middle = HTTP.find(b"GGIO1") + 4, HTTP.find(b"$Oper")
     fwd, _, _ = member(ips_cfg("all"))
     s, _ = handshake(fwd, 8080)
     one(data(fwd, 8080, 1001, HTTP[:first]))
     fwd2, insp2, _ = take_over(s, ips_cfg("all"))
-    assert len(data(fwd2, 8080, 1001 + middle, HTTP[middle:], now=3.0)) == 1  # held, passed
-    assert data(fwd2, 8080, 1001 + first, HTTP[first:middle], now=3.2) == []  # the filler
+    assert data(fwd2, 8080, 1001 + middle, HTTP[middle:], now=3.0) == []  # withheld
+    assert len(data(fwd2, 8080, 1001 + first, HTTP[first:middle], now=3.2)) == 1  # filler
+    assert data(fwd2, 8080, 1001 + middle, HTTP[middle:], now=3.4) == []  # blocked
     st = insp2.stats()
-    assert (st["ips_blocked"], st["ips.gaps_skipped"], st["ips.orphan_bytes"]) == (1, 0, 0)
+    assert (st["ips_blocked"], st["ips.gaps_skipped"], st["ips.withheld"]) == (1, 0, 1)
     assert 'name="HTTP.Breaker" action=block' in insp2.render_anomalies()
-    # a gap never filled (bytes the old primary forwarded after its last update)
+
+
+def test_after_takeover_a_gap_nobody_fills_resets_the_session_both_ways() -> None:
+    """Bytes the old primary forwarded after its last update (the receiver acknowledged
+    them, the sender never resends them): what follows is withheld, never skipped; after
+    gap_timeout (2 s) the session is reset both ways and the event logged."""
     fwd, _, _ = member(ips_cfg("all"))
     s, _ = handshake(fwd, 8080)
     one(data(fwd, 8080, 1001, b"GET / HTTP/1.1\r\n"))
     fwd2, insp2, _ = take_over(s, ips_cfg("all"))
-    assert len(data(fwd2, 8080, 1001 + 16 + 10, b"Host: b\r\n", now=3.0)) == 1
-    assert len(data(fwd2, 8080, 1001 + 16 + 19, b"Accept: */*\r\n", now=5.5)) == 1
-    assert insp2.stats()["ips.gaps_skipped"] == 1
-    assert 'name="stream gap skipped" action=monitor' in insp2.render_anomalies()
+    assert data(fwd2, 8080, 1001 + 16 + 10, b"Host: b\r\n", now=3.0) == []
+    assert data(fwd2, 8080, 1001 + 16 + 10, b"Host: b\r\n", now=4.0) == []
+    rst = data(fwd2, 8080, 1001 + 16 + 10, b"Host: b\r\n", now=5.5)
+    # RST|ACK to the server (port2) and to the client (port1), the segment itself dropped
+    assert sorted((p, str(f[TCP].flags)) for p, f in rst) == [(P1, "RA"), (P2, "RA")]
+    st = insp2.stats()
+    assert (st["ips_resets"], st["ips.gaps_unrecoverable"], st["ips.gaps_skipped"]) == (1, 1, 0)
+    assert 'attack_id=0 name="stream gap unrecoverable" action=reset' in \
+        insp2.render_anomalies()
+    assert data(fwd2, 8080, 1001 + 16 + 10, b"Host: b\r\n", now=5.6) == []
