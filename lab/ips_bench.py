@@ -8,7 +8,8 @@ inspection hook, as fgcp.ipsmember wires it), all in the same run: HTTP in 1,448
 segments with 10, 100 and 1,000 signatures (and 100 with ``ips-session-sync all``, the
 state serialized for sync on every segment), and an ICCP association (the real client's
 association bytes, then benign MMS reads and writes, one PDU per segment) through the
-ICCP decoder, whose state rides with every segment as on an ICCP policy.  Also: the
+ICCP decoder with 10, 100 and 1,000 ICCP signatures, whose state rides with every segment
+as on an ICCP policy.  Also: the
 per-session IPS state (``FlowState.to_bytes()``, idle and with a partial match pending)
 and what syncing it costs (``fgcp.syncrecord`` bytes per record and records/s encoded
 and decoded, without and with an ``EXT_IPS`` value).  Figures: median of ``--runs`` and
@@ -292,7 +293,7 @@ def modes_for(sizes: Sequence[int], iccp: bool = True) -> list[Mode]:
     out = [Mode("plain", "http", 0), *(Mode(f"ips-{n}", "http", n) for n in sizes),
            Mode("ips-100-sync-all", "http", 100, sync_all=True)]
     if iccp:
-        out += [Mode("iccp-plain", "iccp", 0), Mode("iccp-ips-10", "iccp", 10)]
+        out += [Mode("iccp-plain", "iccp", 0), *(Mode(f"iccp-ips-{n}", "iccp", n) for n in sizes)]
     return out
 
 

@@ -24,10 +24,10 @@ from lab.ips_bench import (
 def test_every_mode_forwards_the_stream_and_the_figures_are_consistent() -> None:
     res = run_bench(1, 0.3, sizes=(10, 100), iccp_megabytes=0.02)
     assert [m.name for m in res.modes] == ["plain", "ips-10", "ips-100", "ips-100-sync-all",
-                                           "iccp-plain", "iccp-ips-10"]
+                                           "iccp-plain", "iccp-ips-10", "iccp-ips-100"]
     for m in res.modes:
         assert res.mbs[m.name].values[0] > 0 and res.kpps[m.name].values[0] > 0
-    for name in ("ips-100", "iccp-ips-10"):
+    for name in ("ips-100", "iccp-ips-10", "iccp-ips-100"):
         idle, pending = res.states[name]
         assert 0 < idle < pending
     pending = res.pending_state
