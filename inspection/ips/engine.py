@@ -80,6 +80,8 @@ class IpsEngine:
         if gap_action not in ACTION_RANK:
             raise ValueError(f"gap action {gap_action!r} not in {tuple(ACTION_RANK)}")
         self.gap_action = gap_action  # a resumed stream's gap nobody fills: fail closed
+        self._iccp_index: dict[tuple[bool, str | None], tuple[
+            list[int], dict[tuple[str, bool], list[int]], list[int]]] = {}
         self.counters: Counter[str] = Counter({k: 0 for k in COUNTERS})
 
     def new_flow(self, proto: str, sport: int, dport: int) -> FlowState:
@@ -254,9 +256,11 @@ class IpsEngine:
         done = []
         for ev in iccp_events:
             self.counters["iccp_events"] += 1
-            if getattr(ev, "kind", None) == "anomaly":
+            anomaly = getattr(ev, "kind", None) == "anomaly"
+            if anomaly:
                 self.counters["iccp_anomalies"] += 1
-            for ri in rs.iccp_rules:
+            for ri in self._iccp_candidates(anomaly, getattr(ev, "service", None),
+                                            getattr(ev, "items", ())):
                 sig = rs.rules[ri].signature
                 if ri not in applicable or not iccp_matches(sig.iccp, ev):  # type: ignore[arg-type]
                     continue
@@ -267,6 +271,43 @@ class IpsEngine:
                     if p.mask == full_mask(rs, ri):
                         done.append(ri)
         return done
+
+    def _iccp_candidates(self, anomaly: bool, service: object, items: object) -> list[int]:
+        """The ICCP rules that may match an event: those whose --iccp_anomaly and
+        --iccp_service fit (index cached per key), and of those with an --iccp_item only
+        the ones whose text occurs in one of the event's items (a substring index), so a
+        read or write costs the few rules that can match, not every ICCP rule."""
+        key = (anomaly, service if isinstance(service, str) else None)
+        hit = self._iccp_index.get(key)
+        if hit is None:
+            rs = self.ruleset
+            plain: list[int] = []
+            by_item: dict[tuple[str, bool], list[int]] = {}
+            for ri in rs.iccp_rules:
+                m = rs.rules[ri].signature.iccp
+                if m is None or m.anomaly != anomaly or m.service not in (None, key[1]):
+                    continue
+                if m.item:
+                    needle = m.item.lower() if m.no_case else m.item
+                    by_item.setdefault((needle, m.no_case), []).append(ri)
+                else:
+                    plain.append(ri)
+            hit = self._iccp_index[key] = (plain, by_item, sorted({len(n) for n, _ in by_item}))
+        plain, by_item, lengths = hit
+        if not by_item:
+            return plain
+        found = set(plain)
+        for item in items if isinstance(items, (list, tuple)) else ():
+            if not isinstance(item, str):
+                continue
+            low = item.lower()
+            for n in lengths:
+                for k in range(len(item) - n + 1):
+                    for ri in by_item.get((item[k:k + n], False), ()):
+                        found.add(ri)
+                    for ri in by_item.get((low[k:k + n], True), ()):
+                        found.add(ri)
+        return sorted(found)
 
     def _fire(self, st: FlowState, ri: int, direction: str, offset: int, now: float,
               events: list[AttackEvent], action: str) -> str:

@@ -71,3 +71,44 @@ def test_iccp_signature_ignores_other_services_and_missing_decoder():
     eng = engine(WRITE_BRK, iccp=None)
     tcp = Tcp(eng, dport=102)
     assert tcp.send(STREAM).action == "pass" and tcp.st.service == "other"
+
+
+def test_the_iccp_rule_index_finds_exactly_the_rules_a_full_scan_finds():
+    """Candidates by service and item substring (engine._iccp_candidates) vs checking
+    every ICCP rule with iccp_matches: the same rules match, on random rules and events."""
+    import random
+    from types import SimpleNamespace
+
+    from inspection.ips.matcher import iccp_matches
+
+    rng = random.Random(7)
+    words = ["XCBR1", "xcbr1", "$CO$", "Pos", "GGIO1", "Oper", "$ST$", "Transfer_Set"]
+    rules = []
+    for i in range(120):
+        kw = []
+        if rng.random() < 0.7:
+            kw.append(f"--iccp_service {rng.choice(['write', 'read', 'informationReport'])};")
+        if rng.random() < 0.8:
+            kw.append(f'--iccp_item "{"".join(rng.sample(words, rng.randint(1, 2)))}";')
+            if rng.random() < 0.4:
+                kw.append("--no_case;")
+        if not kw or rng.random() < 0.1:
+            kw.append("--iccp_anomaly;")
+        rules.append(sig(" ".join(kw), service="ICCP", name=f"r{i}"))
+    eng = engine(*rules)
+    rs = eng.ruleset
+    matched = 0
+    for _ in range(400):
+        ev = SimpleNamespace(
+            kind=rng.choice(["pdu", "pdu", "anomaly"]),
+            service=rng.choice(["write", "read", "informationReport", None]),
+            domain=None, start=0, end=10,
+            items=tuple("".join(rng.choices(words, k=rng.randint(1, 4)))
+                        for _ in range(rng.randint(0, 3))))
+        want = [ri for ri in rs.iccp_rules
+                if iccp_matches(rs.rules[ri].signature.iccp, ev)]  # type: ignore[arg-type]
+        got = [ri for ri in eng._iccp_candidates(ev.kind == "anomaly", ev.service, ev.items)
+               if iccp_matches(rs.rules[ri].signature.iccp, ev)]  # type: ignore[arg-type]
+        assert got == want, ev
+        matched += bool(want)
+    assert matched > 50  # the comparison is not vacuous
