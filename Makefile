@@ -23,10 +23,11 @@ topo-demo: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 
-# mypy --strict (pyproject.toml [tool.mypy]): the member package, the umbrella CLI, the lab
-# and the topologies (inspection/ and tests/ not yet); the only relaxations are per module,
-# for the untyped Mininet, os-ken and pyiec61850 (see the [[tool.mypy.overrides]] there).
-TYPED := fgcp fgcplab lab topologies
+# mypy --strict (pyproject.toml [tool.mypy]): the member package, the umbrella CLI, the lab,
+# the topologies and the inspection engines (tests/ not yet); the only relaxations are per
+# module, for the untyped Mininet, os-ken, pyiec61850 and asn1tools (see the
+# [[tool.mypy.overrides]] there).
+TYPED := fgcp fgcplab lab topologies inspection
 typecheck: setup
 	$(VENV)/bin/mypy --strict $(TYPED)
 

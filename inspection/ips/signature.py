@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 MAX_SIGNATURE_LEN = 4095  # FortiOS `set signature` var-string limit
 MAX_NAME_LEN = 63
@@ -212,8 +213,8 @@ def _anchors(tree: object) -> int:
             sre.AT_BEGINNING_LINE, sre.AT_END_LINE)
     if isinstance(tree, tuple) and len(tree) == 2 and tree[0] is sre.AT:
         return int(tree[1] in ends)
-    if isinstance(tree, (list, tuple)) or hasattr(tree, "data"):
-        items = tree.data if hasattr(tree, "data") else tree
+    items = getattr(tree, "data", tree)
+    if isinstance(items, (list, tuple)):
         return sum(_anchors(x) for x in items)
     return 0
 
@@ -260,8 +261,8 @@ def parse_signature(text: str) -> Signature:
     if not m:
         raise SignatureError("", "a signature is 'F-SBID( --keyword value; ... )'")
     seen: dict[str, str | None] = {}
-    contents: list[dict] = []
-    iccp: dict = {}
+    contents: list[dict[str, Any]] = []
+    iccp: dict[str, Any] = {}
     last_target = ""  # what --no_case applies to: "content" or "iccp"
     for keyword, raw in _split_options(m.group(1)):
         value = None if raw is None else _unescape(raw)
@@ -377,7 +378,7 @@ def parse_signature(text: str) -> Signature:
         service=seen["service"] or "",
         flow=seen["flow"] or "",
         text=text,
-        attack_id=int(seen["attack_id"]) if seen.get("attack_id") else None,
+        attack_id=int(aid) if (aid := seen.get("attack_id")) else None,
         protocol=seen.get("protocol"),
         src_port=parse_ports("src_port", seen["src_port"] or "") if "src_port" in seen else None,
         dst_port=parse_ports("dst_port", seen["dst_port"] or "") if "dst_port" in seen else None,

@@ -9,10 +9,12 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 __all__ = [
@@ -51,6 +53,10 @@ REASON_UNKNOWN_DEVICE = "device unknown to EMS"
 REASON_NO_POLICY = "no proxy-policy for this access-proxy"
 EMS_UID_PREFIX = "urn:fgcp-lab:ems-uid:"  # SAN URI of a device certificate: the EMS UID
 
+# public keys a CRL can be verified with (CertificateRevocationList.is_signature_valid)
+CRL_KEYS = (dsa.DSAPublicKey, rsa.RSAPublicKey, ec.EllipticCurvePublicKey,
+            ed25519.Ed25519PublicKey, ed448.Ed448PublicKey)
+
 
 class VerifyConfigError(Exception):
     """The trust configuration itself is unusable (CA or CRL unreadable, CRL of another CA)."""
@@ -75,8 +81,9 @@ class TrustAnchor:
             crl = x509.load_pem_x509_crl(crl_pem) if crl_pem else None
         except ValueError as e:
             raise VerifyConfigError(f"unreadable CA or CRL: {e}") from e
-        if crl is not None and (crl.issuer != ca.subject
-                                or not crl.is_signature_valid(ca.public_key())):
+        key = ca.public_key()
+        if crl is not None and (crl.issuer != ca.subject or not isinstance(key, CRL_KEYS)
+                                or not crl.is_signature_valid(key)):
             raise VerifyConfigError("the CRL is not signed by the EMS CA")
         return cls(ca, crl)
 
@@ -167,7 +174,7 @@ def check_certificate(cert_der: bytes | None, anchor: TrustAnchor, now: float) -
     except (ValueError, TypeError):
         return CertCheck(False, REASON_MALFORMED)
     fp = cert.fingerprint(hashes.SHA256())
-    base = {"device_id": device_id, "uid": uid, "fingerprint": fp,
+    base: dict[str, Any] = {"device_id": device_id, "uid": uid, "fingerprint": fp,
             "serial": cert.serial_number, "not_after": not_after}
     if cert.issuer != anchor.ca.subject:
         return CertCheck(False, REASON_OTHER_CA, **base)
@@ -204,7 +211,7 @@ def _matches(policy: ProxyPolicy, have: frozenset[str]) -> bool:
 def authorize(check: CertCheck, status: DeviceStatus | None,
               policies: Sequence[ProxyPolicy], now: float) -> Decision:
     """EMS status and tags against the proxy-policies (first match, in order)."""
-    ident = {"device_id": check.device_id, "fingerprint": check.fingerprint}
+    ident: dict[str, Any] = {"device_id": check.device_id, "fingerprint": check.fingerprint}
     if not check.ok:
         return Decision(False, check.reason, **ident)
     if status is None:
