@@ -42,6 +42,7 @@ from inspection.ips import (
     RuleSetError,
     StateError,
 )
+from inspection.ips.predefined import sensor_rules as predefined_rules
 
 __all__ = ["COUNTERS", "IpsInspector", "IpsSetupError", "SessionEvents", "event_line",
            "ips_policies"]
@@ -95,8 +96,9 @@ class IpsInspector:
         for pid, name in ips_policies(cfg).items():
             eng = self.engines.get(name)
             if eng is None:
-                sensor = cfg.ips_sensors.get(name)
-                rules = sensor_rules(sensor, cfg.ips_custom) if sensor is not None else []
+                sensor = cfg.ips_sensors.get(name)  # a configured one replaces a predefined one
+                rules = (sensor_rules(sensor, cfg.ips_custom) if sensor is not None
+                         else predefined_rules(name) or [])
                 try:
                     rs = RuleSet.compile(rules)
                 except RuleSetError as exc:

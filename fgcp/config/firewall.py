@@ -16,6 +16,7 @@ from fgcp.config.schema import OBJNAME, OFF, Key, Section, keys
 from fgcp.config.values import Choice, Int, IPAddress, Names, PortRanges, Subnet, Text
 from fgcp.confparse import Block, Edit
 from fgcp.model import ANY_NET, Address, EmsTag, Policy, Service
+from inspection.ips.predefined import SENSORS as PREDEFINED_SENSORS
 
 __all__ = [
     "ADDRESS",
@@ -29,12 +30,9 @@ __all__ = [
     "predefined_services",
 ]
 
-# Predefined IPS sensors of FortiOS: policies may name them (they hold no signature in the
-# emulator); configured sensors are defined by fgcp/config/ips.py.
-IPS_SENSORS = (
-    "default", "all_default", "all_default_pass", "high_security",
-    "protect_client", "protect_email_server", "protect_http_server", "wifi-default",
-)  # fmt: skip
+# Predefined IPS sensors of FortiOS: policies may name them (their signatures: the small
+# stand-in set of inspection/ips/predefined.py); configured sensors: fgcp/config/ips.py.
+IPS_SENSORS = tuple(PREDEFINED_SENSORS)
 
 # fmt: off
 ADDRESS = Section("firewall address", keys(
