@@ -66,6 +66,10 @@ def render_ha_status(
     delay = "enable" if st.session_pickup_delay else "disable"
     lines.append(f"ses_pickup: {pickup}, ses_pickup_delay={delay}")
     lines.append(f"override: {'enable' if st.override else 'disable'}")
+    lost_ms = st.hb_interval * st.hb_unit_ms * st.hb_lost_threshold
+    lines.append(f"hb-interval: {st.hb_interval} x {st.hb_unit_ms}ms"
+                 f" (hb-interval-in-milliseconds {st.hb_unit_ms}ms), hb-lost-threshold:"
+                 f" {st.hb_lost_threshold} (a peer is lost after {lost_ms} ms)")
     lines.append("Configuration Status:")
     for m in st.members:
         lines.append(f"    {m.serial}(updated {int(m.last_seen_s)} seconds ago): in-sync")

@@ -238,6 +238,9 @@ class HAStatus:
     lost: tuple[tuple[str, float], ...]  # (serial, when) of peers lost and not back
     counters: dict[str, int]
     password_set: bool = True  # False: frames are accepted unauthenticated
+    hb_interval: int = 2  # hb-interval, in units of hb_unit_ms
+    hb_unit_ms: int = 100  # hb-interval-in-milliseconds (100 or 10)
+    hb_lost_threshold: int = 6
 
 
 # ----------------------------------------------------------------------------- the machine
@@ -307,7 +310,7 @@ class HAStateMachine:
         self.selections: list[tuple[float, str]] = []
         self.counters: dict[str, int] = {}
         self.port_stats: dict[str, _PortStats] = {p: _PortStats() for p in self.hbdev_up}
-        ttl = max(2.0, 2 * cfg.hb_lost_threshold * cfg.hb_interval * 0.1)
+        ttl = max(2.0, 2 * cfg.hb_lost_threshold * cfg.hb_interval * cfg.hb_unit_ms / 1000)
         self.fresh = (HeartbeatFreshness(serial, ttl) if epoch is None
                       else HeartbeatFreshness(serial, ttl, epoch))
         self.next_hb = now
@@ -323,8 +326,9 @@ class HAStateMachine:
 
     @property
     def interval(self) -> float:
-        """Heartbeat interval in seconds (``hb-interval`` is in units of 100 ms)."""
-        return self.cfg.hb_interval * 0.1
+        """Heartbeat interval in seconds (``hb-interval`` is in units of 100 ms, or of
+        10 ms with ``hb-interval-in-milliseconds 10ms``)."""
+        return self.cfg.hb_interval * self.cfg.hb_unit_ms / 1000
 
     @property
     def lost_timeout(self) -> float:
@@ -350,6 +354,10 @@ class HAStateMachine:
         for p in self.peers.values():
             t = min(t, p.rx_time + self.lost_timeout)
         return t
+
+    def expiry_due(self, now: float) -> bool:
+        """Whether ``on_tick(now)`` would lose a peer for lack of heartbeats."""
+        return any(now - p.rx_time >= self.lost_timeout for p in self.peers.values())
 
     def holddown_over(self, now: float) -> bool:
         """Guard of the transitions out of hello."""
@@ -571,6 +579,7 @@ class HAStateMachine:
             failed_monitors=self.failed_monitors(),
             monitored=len(self.monitor_up),
             hb_interval=self.cfg.hb_interval,
+            hb_unit_ms=self.cfg.hb_unit_ms,
             hb_lost_threshold=self.cfg.hb_lost_threshold,
             hello_holddown=self.cfg.hello_holddown,
             sync_complete=self.sync_complete,
@@ -608,7 +617,7 @@ class HAStateMachine:
                     now,
                     serial,
                     f"no heartbeat for {now - p.rx_time:.3f}s (hb-lost-threshold {self.cfg.hb_lost_threshold}"
-                    f" x hb-interval {self.interval:.1f}s)",
+                    f" x hb-interval {self.interval * 1000:.0f}ms)",
                     actions,
                 )
 
@@ -837,6 +846,9 @@ class HAStateMachine:
             lost=tuple(self.lost.items()),
             counters=dict(self.counters),
             password_set=bool(self.cfg.password),
+            hb_interval=self.cfg.hb_interval,
+            hb_unit_ms=self.cfg.hb_unit_ms,
+            hb_lost_threshold=self.cfg.hb_lost_threshold,
         )
 
 

@@ -5,6 +5,9 @@ received 0x8890 frames, timer ticks and link changes, and executes its actions.
 
 - One AF_PACKET socket per ``hbdev`` (port3, port4), bound to ethertype 0x8890
   (outgoing copies ignored); heartbeats are sent when the FSM says so (``hb-interval``).
+  Before a tick that would lose a peer, the frames queued on every heartbeat socket
+  are read first (counted ``rx_read_before_expiry``): a heartbeat that arrived but
+  was not yet read by the poll loop never loses its sender.
 - Carrier of the heartbeat and monitored interfaces (``fgcp.packetsock.link_up``: an
   admin-down link reads as down) is polled every ``POLL_INTERVAL`` ->
   ``on_hbdev_change`` / ``on_monitor_change``.
@@ -198,13 +201,26 @@ class HaMember:
             return
         if now >= self.next_poll:
             self._poll_links(now)
+        if self.fsm.expiry_due(now):
+            # A heartbeat may be queued on a socket the loop has not read yet (at
+            # 10 ms x 3 a late read expired its own sender): read them all first.
+            for port in list(self.socks):
+                n = self._read(port, now)
+                if n:
+                    self._count("rx_read_before_expiry", n)
         self._apply(now, self.fsm.on_tick(now))
 
     def on_readable(self, fd: int, now: float) -> None:
         port = self.by_fd.get(fd)
         if port is None or self.fsm is None:
             return
+        self._read(port, now)
+
+    def _read(self, port: str, now: float) -> int:
+        """Up to RECV_BURST queued frames of ``port`` into the FSM; how many were read."""
+        assert self.fsm is not None
         sock = self.socks[port]
+        n = 0
         for _ in range(RECV_BURST):
             try:
                 frame = sock.recv(65535)
@@ -214,7 +230,9 @@ class HaMember:
                 self._count("rx_error")
                 log.warning("%s: receive failed: %s", port, exc)
                 break
+            n += 1
             self._apply(now, self.fsm.on_frame(now, port, frame))
+        return n
 
     @property
     def epoch(self) -> int:
@@ -302,8 +320,8 @@ class HaMember:
             key = "tx_error_linkdown" if exc.errno in (errno.ENETDOWN, errno.ENXIO) else "tx_error"
             self._count(key)
 
-    def _count(self, key: str) -> int:
-        n = self.counters[key] = self.counters.get(key, 0) + 1
+    def _count(self, key: str, by: int = 1) -> int:
+        n = self.counters[key] = self.counters.get(key, 0) + by
         return n
 
     # ------------------------------------------------------------------ diag

@@ -32,6 +32,7 @@ __all__ = [
     "AUTH_LEN",
     "ETH_P_FGCP_HB",
     "HB_MAGIC",
+    "HB_UNIT_10MS",
     "HEADER_LEN",
     "TLV_CHALLENGE",
     "TLV_EPOCH",
@@ -92,7 +93,9 @@ TLV_STATE = 0x81  # u8 HA state: 1 hello, 2 work, 3 standby
 TLV_ROLE = 0x82  # u8 role claimed: 0 none, 1 primary, 2 secondary
 TLV_MONITOR = 0x83  # u16 failed monitored ports, u16 monitored ports
 TLV_SEQUENCE = 0x84  # u64 counter: 1, 2, ... within the sender's epoch
-TLV_TIMERS = 0x85  # u8 hb-interval (100 ms), u8 hb-lost-threshold, u16 hello-holddown (s)
+TLV_TIMERS = 0x85  # u8 hb-interval (bit 7 set: 10 ms units, else 100 ms), u8 hb-lost-threshold,
+#                    u16 hello-holddown (s)
+HB_UNIT_10MS = 0x80  # bit 7 of TLV_TIMERS' hb-interval byte: hb-interval-in-milliseconds 10ms
 TLV_SYNC = 0x86  # u8 1 = bulk session sync complete (may take over), 0 = pending
 TLV_FAILOVER = 0x87  # u8 1 = "execute ha failover set 1" active
 TLV_MEMBERS = 0x88  # n x 16-byte serials of the live peers this member sees
@@ -199,6 +202,7 @@ class HeartbeatInfo:
     monitored: int = 0
     seq: int = 0
     hb_interval: int = 2
+    hb_unit_ms: int = 100  # 100 or 10 (hb-interval-in-milliseconds)
     hb_lost_threshold: int = 6
     hello_holddown: int = 20
     sync_complete: bool = True
@@ -221,6 +225,13 @@ def _fixed_ascii(text: str, size: int, what: str) -> bytes:
     if len(raw) > size:
         raise ValueError(f"{what} {text!r} is longer than {size} bytes")
     return raw.ljust(size, b"\0")
+
+
+def _hb_byte(info: HeartbeatInfo) -> int:
+    """TLV_TIMERS' first byte: hb-interval, bit 7 set for 10 ms units."""
+    if info.hb_unit_ms not in (10, 100) or not 0 <= info.hb_interval < HB_UNIT_10MS:
+        raise ValueError(f"hb-interval {info.hb_interval} x {info.hb_unit_ms} ms cannot be sent")
+    return info.hb_interval | (HB_UNIT_10MS if info.hb_unit_ms == 10 else 0)
 
 
 def _tlv(tlv_type: int, value: bytes) -> bytes:
@@ -312,7 +323,7 @@ def encode_payload(info: HeartbeatInfo, password: str = "") -> bytes:
         _tlv(TLV_SEQUENCE, struct.pack("<Q", info.seq)),
         _tlv(
             TLV_TIMERS,
-            struct.pack("<BBH", info.hb_interval, info.hb_lost_threshold, info.hello_holddown),
+            struct.pack("<BBH", _hb_byte(info), info.hb_lost_threshold, info.hello_holddown),
         ),
         _tlv(TLV_SYNC, bytes([1 if info.sync_complete else 0])),
         _tlv(TLV_FAILOVER, bytes([1 if info.failover_set else 0])),
@@ -452,9 +463,11 @@ def decode_payload(
     if TLV_MONITOR in vals:
         kw["failed_monitors"], kw["monitored"] = struct.unpack("<HH", vals[TLV_MONITOR])
     if TLV_TIMERS in vals:
-        kw["hb_interval"], kw["hb_lost_threshold"], kw["hello_holddown"] = struct.unpack(
+        hb, kw["hb_lost_threshold"], kw["hello_holddown"] = struct.unpack(
             "<BBH", vals[TLV_TIMERS]
         )
+        kw["hb_interval"] = hb & ~HB_UNIT_10MS
+        kw["hb_unit_ms"] = 10 if hb & HB_UNIT_10MS else 100
     if TLV_MEMBERS in vals:
         m = vals[TLV_MEMBERS]
         if len(m) % 16 or len(m) // 16 > MAX_MEMBERS:

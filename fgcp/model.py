@@ -110,13 +110,19 @@ class HAConfig:
     override: bool = False
     priority: int = 128
     monitor: tuple[str, ...] = ()
-    hb_interval: int = 2  # units of 100 ms
+    hb_interval: int = 2  # units of hb_unit_ms (100 ms, or 10 ms)
+    hb_interval_in_milliseconds: str = "100ms"  # the unit of hb_interval: 100ms | 10ms
     hb_lost_threshold: int = 6
     hello_holddown: int = 20  # seconds
     ha_uptime_diff_margin: int = 300  # seconds
     arps: int = 5
     arps_interval: int = 8  # seconds
     ips_session_sync: str = "iccp"  # emulator extension: iccp | all (IPS state of which sessions)
+
+    @property
+    def hb_unit_ms(self) -> int:
+        """The unit of ``hb_interval`` in ms (100, or 10 with hb-interval-in-milliseconds 10ms)."""
+        return 10 if self.hb_interval_in_milliseconds == "10ms" else 100
 
 
 @dataclass(frozen=True)

@@ -74,7 +74,8 @@ local f = {
     failed = ProtoField.uint16("fgcp.failed_monitors", "Failed monitored ports", base.DEC),
     monitored = ProtoField.uint16("fgcp.monitored", "Monitored ports", base.DEC),
     seq = ProtoField.uint64("fgcp.seq", "Sequence counter", base.DEC),
-    hb_interval = ProtoField.uint8("fgcp.hb_interval", "hb-interval (x100 ms)", base.DEC),
+    hb_interval = ProtoField.uint8("fgcp.hb_interval", "hb-interval", base.DEC, nil, 0x7F),
+    hb_unit = ProtoField.uint8("fgcp.hb_unit_10ms", "hb-interval in 10 ms units", base.DEC, nil, 0x80),
     hb_lost = ProtoField.uint8("fgcp.hb_lost_threshold", "hb-lost-threshold", base.DEC),
     holddown = ProtoField.uint16("fgcp.hello_holddown", "hello-holddown (s)", base.DEC),
     sync = ProtoField.uint8("fgcp.sync_complete", "Bulk sync complete", base.DEC),
@@ -173,6 +174,7 @@ local tlv_decoders = {
     [0x84] = function(tvb, t, o) add_le_uint(t, f.seq, tvb(o, 8)); return tostring(tvb(o, 8):le_uint64()) end,
     [0x85] = function(tvb, t, o)
         t:add(f.hb_interval, tvb(o, 1))
+        t:add(f.hb_unit, tvb(o, 1))
         t:add(f.hb_lost, tvb(o + 1, 1))
         add_le_uint(t, f.holddown, tvb(o + 2, 2))
         return ""

@@ -478,6 +478,8 @@ INVALID: list[tuple[str, str, str | None, str]] = [
     ("negative-priority", ha("set priority -1  # <-"), "priority", "-1 is out of range 0-255"),
     ("priority-not-a-number", ha("set priority high  # <-"), "priority", "'high' is not an integer"),
     ("hb-interval-zero", ha("set hb-interval 0  # <-"), "hb-interval", "0 is out of range 1-20"),
+    ("hb-interval-unit-unknown", ha("set hb-interval-in-milliseconds 50ms  # <-"),
+     "hb-interval-in-milliseconds", "'50ms' is not one of 100ms, 10ms"),
     ("hb-lost-threshold-high", ha("set hb-lost-threshold 61  # <-"), "hb-lost-threshold",
      "61 is out of range 1-60"),
     ("hello-holddown-low", ha("set hello-holddown 4  # <-"), "hello-holddown",
