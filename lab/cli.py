@@ -49,6 +49,8 @@ def build_parser(cmd: str) -> argparse.ArgumentParser:
                    help="session-pickup (and -connectionless) on every member")
     p.add_argument("--hb-interval", type=int, help="hb-interval (units of 100 ms)")
     p.add_argument("--hb-lost-threshold", type=int, help="hb-lost-threshold")
+    p.add_argument("--hb-interval-in-milliseconds", choices=("100ms", "10ms"),
+                   help="the unit of hb-interval (10ms: FortiOS's sub-50 ms failover)")
     p.add_argument("--conns", type=int, help="long-lived TCP streams")
     p.add_argument("--settle", type=float, help="seconds of traffic after the last fault")
     if cmd == "compare":
@@ -75,6 +77,8 @@ def _overrides(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
                 ha["hb-interval"] = args.hb_interval
             if args.hb_lost_threshold is not None:
                 ha["hb-lost-threshold"] = args.hb_lost_threshold
+            if args.hb_interval_in_milliseconds is not None:
+                ha["hb-interval-in-milliseconds"] = args.hb_interval_in_milliseconds
         if args.fault:
             data["faults"] = list(args.fault)
         if args.fault or args.pickup:  # the scenario's expectations were for its own set-up

@@ -4,7 +4,8 @@
 to sv1 through the cluster and, per kill, reports the gap seen by the probe
 (receiver timestamps of ping -D), the detection time (survivor's "peer lost"
 log line), the takeover time and the controller's reroute time (its log), at
-hb-interval 1 / hb-lost-threshold 3 and at the FortiOS defaults 2 / 6.
+hb-interval 1 / hb-lost-threshold 3 and at the FortiOS defaults 2 / 6 (``--timers``;
+``1/3/10ms`` is hb-interval 1 with ``hb-interval-in-milliseconds 10ms``).
 The probes are lab.probes' (ping and UDP), the log parsing lab.analysis'.
 """
 
@@ -28,7 +29,22 @@ from lab.report import fmt_ms
 from topologies.lab import LabNetwork, write_ha_config
 from topologies.util import make_run_dir, read_text
 
-TIMER_SETS = {"1/3": (1, 3), "2/6": (2, 6)}
+UNITS = ("100ms", "10ms")  # hb-interval-in-milliseconds
+
+
+def parse_timers(name: str) -> tuple[int, int, int]:
+    """``H/T`` or ``H/T/10ms`` (hb-interval / hb-lost-threshold / hb-interval-in-milliseconds,
+    default 100ms) -> (hb-interval, hb-lost-threshold, unit in ms); ValueError if invalid."""
+    parts = name.split("/")
+    if len(parts) == 2:
+        parts.append("100ms")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        raise ValueError(f"{name!r}: expected hb-interval/hb-lost-threshold[/100ms|10ms]")
+    hb, thr, unit = int(parts[0]), int(parts[1]), parts[2]
+    if not 1 <= hb <= 20 or not 1 <= thr <= 60 or unit not in UNITS:
+        raise ValueError(f"{name!r}: hb-interval 1-20, hb-lost-threshold 1-60, unit "
+                         f"{' or '.join(UNITS)}")
+    return hb, thr, int(unit.removesuffix("ms"))
 
 
 @dataclass
@@ -105,17 +121,18 @@ def _since(t: float | None, t0: float) -> float | None:
 # ----------------------------------------------------------------------------- runner
 
 
-def bench_settings(hb_interval: int, hb_lost_threshold: int) -> dict[str, object]:
+def bench_settings(hb_interval: int, hb_lost_threshold: int,
+                   unit_ms: int = 100) -> dict[str, object]:
     """HA settings of a run: the timers under test; hello-holddown 5 s and
     ha-uptime-diff-margin 5 s so that a restarted member rejoins as secondary quickly."""
     return {"hb-interval": hb_interval, "hb-lost-threshold": hb_lost_threshold,
+            "hb-interval-in-milliseconds": f"{unit_ms}ms",
             "hello-holddown": 5, "ha-uptime-diff-margin": 5}
 
 
-def run_set(hb_interval: int, hb_lost_threshold: int, trials: int,
-            rundir: Path, udp: bool = True) -> list[Trial]:
+def run_set(name: str, trials: int, rundir: Path, udp: bool = True) -> list[Trial]:
     rundir.mkdir(parents=True, exist_ok=True)
-    settings = bench_settings(hb_interval, hb_lost_threshold)
+    settings = bench_settings(*parse_timers(name))
     configs = {m: write_ha_config(m, rundir / f"{m}.conf", settings) for m in ("fgt1", "fgt2")}
     results = []
     with LabNetwork(configs=configs, rundir=rundir) as lab:
@@ -126,7 +143,7 @@ def run_set(hb_interval: int, hb_lost_threshold: int, trials: int,
         for i in range(trials):
             t = kill_trial(lab, udp=udp)
             results.append(t)
-            print(f"  [{hb_interval}/{hb_lost_threshold}] trial {i + 1}: killed {t.killed}, "
+            print(f"  [{name}] trial {i + 1}: killed {t.killed}, "
                   f"ping gap {t.gap * 1000:.0f} ms, udp gap {_ms(t.udp_gap)} ms",
                   file=sys.stderr, flush=True)
     return results
@@ -140,9 +157,9 @@ def _ms(v: float | None) -> str:
 def summarize(results: dict[str, list[Trial]]) -> list[dict[str, Any]]:
     rows = []
     for name, trials in results.items():
-        hb, thr = TIMER_SETS[name]
+        hb, thr, unit = parse_timers(name)
         row: dict[str, Any] = {"timers": name, "trials": len(trials),
-                               "budget": hb * 0.1 * thr + 0.3}
+                               "budget": hb * unit / 1000 * thr + 0.3}
         for key in ("gap", "udp_gap", "detect", "takeover", "reroute", "controller"):
             vals = [getattr(t, key) for t in trials if getattr(t, key) is not None]
             row[f"{key}_median"] = statistics.median(vals) if vals else None
@@ -163,9 +180,9 @@ def render(rows: list[dict[str, Any]]) -> None:
     for key in ("gap", "udp_gap", "detect", "takeover", "reroute", "controller"):
         table.add_column(key, justify="right")
     for r in rows:
-        hb, thr = TIMER_SETS[r["timers"]]
+        hb, thr, unit = parse_timers(r["timers"])
         table.add_row(
-            f"{hb * 100} ms x {thr}", str(r["trials"]), f"{r['budget'] * 1000:.0f}",
+            f"{hb * unit} ms x {thr}", str(r["trials"]), f"{r['budget'] * 1000:.0f}",
             *(f"{_ms(r[f'{k}_median'])} / {_ms(r[f'{k}_max'])}"
               for k in ("gap", "udp_gap", "detect", "takeover", "reroute", "controller")),
         )
@@ -182,19 +199,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m lab.failover_bench", description=__doc__)
     p.add_argument("--trials", type=int, default=10)
     p.add_argument("--timers", default="1/3,2/6",
-                   help="comma-separated hb-interval/hb-lost-threshold sets (1/3, 2/6)")
+                   help="comma-separated hb-interval/hb-lost-threshold[/10ms] sets, e.g. "
+                   "1/3,2/6 or 1/3,1/3/10ms (10ms: hb-interval-in-milliseconds 10ms)")
     p.add_argument("--rundir", default=None)
     p.add_argument("--no-udp", action="store_true", help="ping only (no lab.probes UDP stream)")
     args = p.parse_args(argv)
     sets = [s.strip() for s in args.timers.split(",") if s.strip()]
-    bad = [s for s in sets if s not in TIMER_SETS]
-    if bad:
-        p.error(f"unknown timer sets {bad} (known: {', '.join(TIMER_SETS)})")
+    for s in sets:
+        try:
+            parse_timers(s)
+        except ValueError as exc:
+            p.error(str(exc))
     base = Path(args.rundir) if args.rundir else make_run_dir("fgcp-failover-")
     results = {}
     for name in sets:
-        hb, thr = TIMER_SETS[name]
-        results[name] = run_set(hb, thr, args.trials, base / name.replace("/", "-"),
+        results[name] = run_set(name, args.trials, base / name.replace("/", "-"),
                                 udp=not args.no_udp)
     rows = summarize(results)
     (base / "failover_bench.json").write_text(json.dumps(

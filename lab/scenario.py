@@ -136,7 +136,13 @@ class Scenario:
 
     def hb_detect_s(self) -> float:
         """hb-interval x hb-lost-threshold in seconds (FGCP's detection budget)."""
-        return int(self.ha["hb-interval"]) * 0.1 * int(self.ha["hb-lost-threshold"])
+        return self.hb_interval_s() * int(self.ha["hb-lost-threshold"])
+
+    def hb_interval_s(self) -> float:
+        """hb-interval in seconds (units of 100 ms, or 10 ms with
+        ``hb-interval-in-milliseconds: 10ms``)."""
+        unit = 0.01 if str(self.ha.get("hb-interval-in-milliseconds")) == "10ms" else 0.1
+        return int(self.ha["hb-interval"]) * unit
 
     def advert_int(self) -> float:
         """VRRP advert interval for the reference: given, or the comparable one
@@ -359,6 +365,9 @@ def _ha(ctx: _Ctx, raw: object) -> dict[str, Any]:
         if not isinstance(v, (int, float, str)):
             raise ctx.fail(f"ha.{k}", f"expected a value, got {_kind(v)}")
         out[k] = v
+    unit = out.get("hb-interval-in-milliseconds", "100ms")
+    if unit not in ("100ms", "10ms"):
+        raise ctx.fail("ha.hb-interval-in-milliseconds", f"expected 100ms or 10ms, got {unit!r}")
     return out
 
 

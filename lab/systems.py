@@ -178,7 +178,7 @@ class FgcpSystem(System):
                                  "errors": log_errors(logs[m.name])}
                         for m in self.sc.members},
             "roles_end": lab.roles(),
-            "settings": {"hb_interval_ms": int(self.sc.ha["hb-interval"]) * 100,
+            "settings": {"hb_interval_ms": round(self.sc.hb_interval_s() * 1000),
                          "hb_lost_threshold": int(self.sc.ha["hb-lost-threshold"]),
                          "detect_budget_ms": round(self.sc.hb_detect_s() * 1000),
                          "session_pickup": self.sc.pickup},
