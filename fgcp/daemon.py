@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Self
 
-from fgcp import ctl, diag, ring
+from fgcp import ctl, diag, neighwarm, ring
 from fgcp.component import Component, DaemonError, ForwarderFactory, ForwardingPlane
 from fgcp.config import ConfigError, load_config
 from fgcp.config.system import GLOBAL
@@ -295,6 +295,20 @@ class Daemon:
         self._send_garps()
         self._garp_left = max(0, self.cfg.ha.arps - 1)
         self._garp_next = now + self.cfg.ha.arps_interval
+
+    def send_frames(self, frames: Sequence[tuple[int, bytes | bytearray]]) -> int:
+        """Send (port index, frame) pairs on the data ports (components' probes, e.g.
+        fgcp.neighwarm); returns how many left; a failing port is logged, never fatal."""
+        n = 0
+        for index, frame in frames:
+            port = self.ports[index]
+            try:
+                port.send(frame)
+                port.flush()
+                n += 1
+            except Exception:  # noqa: BLE001 - a down port must not stop the loop
+                self._error(f"{self.names[index]}: send")
+        return n
 
     def _send_garps(self) -> None:
         fwd = self.fwd
@@ -613,6 +627,8 @@ def main(argv: Sequence[str] | None = None, *, forwarder: ForwarderFactory = For
     try:
         ports = parse_ports(args.ports) if args.ports else None
         components: list[Component] = [] if args.no_ha else [HaMember(), SyncMember()]
+        if components and neighwarm.enabled():
+            components.append(neighwarm.NeighWarm())
         forwarder, ips = ips_setup(cfg, args.ips_log or ips_log_path(log_file), forwarder)
         if ips is not None:
             components.append(ips)
