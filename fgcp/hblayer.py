@@ -12,6 +12,7 @@ from typing import ClassVar
 from scapy.base_classes import BasePacket
 from scapy.fields import (
     AnyField,
+    BitField,
     ByteEnumField,
     ByteField,
     ConditionalField,
@@ -216,7 +217,8 @@ class FGCPTLVTimers(FGCPTLV):
     name = "FGCP TLV timers"
     fields_desc: ClassVar[list[AnyField]] = [
         *_head(TLV_TIMERS),
-        ByteField("hb_interval", 2),
+        BitField("hb_unit_10ms", 0, 1),  # hb-interval-in-milliseconds 10ms
+        BitField("hb_interval", 2, 7),
         ByteField("hb_lost_threshold", 6),
         LEShortField("hello_holddown", 20),
     ]

@@ -147,3 +147,15 @@ def test_failover_bench_timer_sets() -> None:
     for bad_set in ("1/3/5ms", "0/3", "1", "a/b"):
         with pytest.raises(ValueError):
             parse_timers(bad_set)
+
+
+def test_scapy_layer_shows_the_unit_and_rebuilds_the_same_bytes() -> None:
+    from scapy.layers.l2 import Ether
+
+    from fgcp.hblayer import FGCPTLVTimers
+
+    frame = encode_heartbeat(HeartbeatInfo(serial="FGVM01TM00000001", port="port3",
+                                           hb_interval=1, hb_unit_ms=10), "")
+    pkt = Ether(frame)
+    assert (pkt[FGCPTLVTimers].hb_unit_10ms, pkt[FGCPTLVTimers].hb_interval) == (1, 1)
+    assert bytes(pkt) == frame
